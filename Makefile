@@ -1,0 +1,28 @@
+# Every step CI runs is here; `make check` is what .ci/run calls.
+CARGO ?= cargo
+
+.PHONY: build demo test lint check bench clean
+
+build:
+	$(CARGO) build --release --workspace
+
+# Build everything and run the bundled demo stack (Ctrl-C to stop).
+demo: build
+	cd fixtures/demo && ../../target/release/flowlayer-server flowlayer.jsonc
+
+# All tests: unit tests of every crate and the integration tests in tests/.
+test:
+	$(CARGO) test --workspace
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets --workspace -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --workspace --document-private-items
+
+check: lint test
+
+bench: build
+	$(CARGO) run --release -p flowlayer-bench -- $(BENCH_ARGS)
+
+clean:
+	$(CARGO) clean

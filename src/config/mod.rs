@@ -1,0 +1,134 @@
+//! The validated config: what `flowlayer.jsonc` means, with every default applied.
+//!
+//! Runs on the main thread at boot. `load` reads and parses the file (JSONC),
+//! `validate` checks every field and collects every problem at once.
+
+mod bind;
+mod error;
+mod validate;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use bind::{parse_bind, BindAddr};
+pub use error::{ConfigError, ConfigProblem};
+
+/// Default ceiling of the readiness poll interval (`ready.intervalMs`).
+pub const DEFAULT_READY_INTERVAL: Duration = Duration::from_millis(250);
+/// Smallest `ready.intervalMs` accepted.
+pub const MIN_READY_INTERVAL_MS: u64 = 10;
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The path as the user gave or discovery found it (shown in messages).
+    pub path: PathBuf,
+    pub session: SessionCfg,
+    pub logs_dir: Option<PathBuf>,
+    pub log_view: LogView,
+    /// Sorted by name; a service's index here is its `SvcId`.
+    pub services: Vec<ServiceCfg>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct SessionCfg {
+    pub bind: Option<BindAddr>,
+    pub token: Option<String>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct LogView {
+    pub max_entries: Option<usize>,
+    pub all_max_entries: Option<usize>,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Daemon,
+    Oneshot,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpUrl {
+    pub host: String,
+    pub port: u16,
+    /// Path and query, starting with `/`.
+    pub path: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Probe {
+    Tcp { port: u16 },
+    Http { url: HttpUrl },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ready {
+    pub probe: Probe,
+    pub interval: Duration,
+    pub timeout: Option<Duration>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ServiceCfg {
+    pub name: String,
+    pub cmd: Vec<String>,
+    pub stop_cmd: Option<Vec<String>>,
+    pub kind: Kind,
+    /// 0 means none.
+    pub port: u16,
+    /// `None` for no probe (`type: none` or no `ready`).
+    pub ready: Option<Ready>,
+    /// Deduplicated, alphabetical.
+    pub depends_on: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub log_view_max: Option<usize>,
+    pub cwd: PathBuf,
+}
+
+impl Config {
+    pub fn service_index(&self, name: &str) -> Option<usize> {
+        self.services.binary_search_by(|s| s.name.as_str().cmp(name)).ok()
+    }
+}
+
+/// Reads, parses and validates a config file.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: path.to_path_buf(),
+        problems: vec![ConfigProblem::Unreadable { error: e.to_string() }],
+    })?;
+    let dir = path
+        .parent()
+        .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
+        .unwrap_or(Path::new("."));
+    let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    parse(&text, path, &dir)
+}
+
+/// Parses config text; `dir` is where relative paths in it resolve.
+pub fn parse(text: &str, path: &Path, dir: &Path) -> Result<Config, ConfigError> {
+    let fail = |problems| ConfigError { file: path.to_path_buf(), problems };
+    let opts = jsonc_parser::ParseOptions {
+        allow_comments: true,
+        allow_trailing_commas: true,
+        allow_loose_object_property_names: false,
+        allow_missing_commas: false,
+        allow_single_quoted_strings: false,
+        allow_hexadecimal_numbers: false,
+        allow_unary_plus_numbers: false,
+        allow_bare_decimal_point_numbers: false,
+        allow_non_finite_numbers: false,
+        allow_extended_string_escapes: false,
+    };
+    let value: serde_json::Value = match jsonc_parser::parse_to_serde_value(text, &opts) {
+        Ok(v) => v,
+        Err(e) => {
+            return Err(fail(vec![ConfigProblem::Syntax {
+                message: e.kind().to_string(),
+                line: e.line_display(),
+                column: e.column_display(),
+            }]))
+        }
+    };
+    validate::validate(&value, dir).map_err(fail)
+}

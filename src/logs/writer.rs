@@ -1,0 +1,287 @@
+//! The JSONL projection: a writer thread that appends every entry to `all.jsonl`
+//! and `<service>.jsonl`, plus the readers that find the last `seq` and page back.
+//!
+//! Thread `jsonl-writer` owns the files. It receives batches from the state thread
+//! over an unbounded channel (a slow disk must never block the state thread and so
+//! the children: server.md section 6), writes through large buffers and flushes
+//! when idle for a moment, at least every `FLUSH_EVERY`, and on `sync`.
+
+use super::{write_entry_json, Entry};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Longest time an entry may sit in a buffer before it reaches the file.
+const FLUSH_EVERY: Duration = Duration::from_millis(200);
+const BUFFER: usize = 256 * 1024;
+
+enum Job {
+    Batch(Vec<Arc<Entry>>),
+    Sync(Sender<()>),
+}
+
+/// Handle held by the state thread.
+#[derive(Clone)]
+pub struct Writer {
+    tx: Sender<Job>,
+}
+
+impl Writer {
+    pub fn write(&self, batch: Vec<Arc<Entry>>) {
+        // A failed send means the writer thread is gone; it already said why.
+        let _ = self.tx.send(Job::Batch(batch));
+    }
+
+    /// Blocks until everything sent before has been flushed to the files.
+    pub fn sync(&self, timeout: Duration) {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        if self.tx.send(Job::Sync(tx)).is_ok() {
+            // A timeout leaves the data in the writer: nothing better can be done at exit.
+            let _ = rx.recv_timeout(timeout);
+        }
+    }
+}
+
+struct Files {
+    dir: PathBuf,
+    names: Arc<[String]>,
+    all: Option<BufWriter<File>>,
+    per: Vec<Option<BufWriter<File>>>,
+    failed: bool,
+    line: Vec<u8>,
+}
+
+impl Files {
+    fn open(&mut self, name: &str) -> Option<BufWriter<File>> {
+        let path = self.dir.join(format!("{name}.jsonl"));
+        match OpenOptions::new().create(true).append(true).open(&path) {
+            Ok(f) => Some(BufWriter::with_capacity(BUFFER, f)),
+            Err(e) => {
+                self.fail(&path, &e);
+                None
+            }
+        }
+    }
+
+    fn fail(&mut self, path: &Path, e: &std::io::Error) {
+        if !self.failed {
+            eprintln!("[flowlayer] logs: cannot write {}: {e}", path.display());
+            self.failed = true;
+        }
+    }
+
+    fn write(&mut self, batch: &[Arc<Entry>]) {
+        if self.all.is_none() {
+            self.all = self.open("all");
+        }
+        for e in batch {
+            self.line.clear();
+            write_entry_json(e, &self.names[e.svc.0], &mut self.line);
+            self.line.push(b'\n');
+            if self.per[e.svc.0].is_none() {
+                let name = self.names[e.svc.0].clone();
+                self.per[e.svc.0] = self.open(&name);
+            }
+            let mut err = None;
+            if let Some(all) = &mut self.all {
+                if let Err(x) = all.write_all(&self.line) {
+                    err = Some(x);
+                }
+            }
+            if let Some(f) = &mut self.per[e.svc.0] {
+                if let Err(x) = f.write_all(&self.line) {
+                    err = Some(x);
+                }
+            }
+            if let Some(x) = err {
+                let dir = self.dir.clone();
+                self.fail(&dir, &x);
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        let mut err = None;
+        for f in self.all.iter_mut().chain(self.per.iter_mut().flatten()) {
+            if let Err(x) = f.flush() {
+                err = Some(x);
+            }
+        }
+        if let Some(x) = err {
+            let dir = self.dir.clone();
+            self.fail(&dir, &x);
+        }
+    }
+}
+
+/// Starts the writer thread; `names[svc]` names each service's file.
+pub fn spawn_writer(dir: PathBuf, names: Arc<[String]>) -> std::io::Result<Writer> {
+    std::fs::create_dir_all(&dir)?;
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let per = names.iter().map(|_| None).collect();
+    let files = Files { dir, names, all: None, per, failed: false, line: Vec::with_capacity(512) };
+    std::thread::Builder::new().name("jsonl-writer".into()).spawn(move || run_writer(files, rx))?;
+    Ok(Writer { tx })
+}
+
+fn run_writer(mut files: Files, rx: Receiver<Job>) {
+    // When nothing is buffered the thread sleeps in `recv` with no timer (idle = idle).
+    let mut dirty_since: Option<Instant> = None;
+    loop {
+        let job = match dirty_since {
+            None => match rx.recv() {
+                Ok(j) => j,
+                Err(_) => return,
+            },
+            Some(t) => match rx.recv_deadline(t + FLUSH_EVERY) {
+                Ok(j) => j,
+                Err(RecvTimeoutError::Timeout) => {
+                    files.flush();
+                    dirty_since = None;
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    files.flush();
+                    return;
+                }
+            },
+        };
+        match job {
+            Job::Batch(b) => {
+                files.write(&b);
+                let since = *dirty_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= FLUSH_EVERY {
+                    files.flush();
+                    dirty_since = None;
+                }
+            }
+            Job::Sync(done) => {
+                files.flush();
+                dirty_since = None;
+                // The waiter may have given up; nothing to do then.
+                let _ = done.send(());
+            }
+        }
+    }
+}
+
+/// Parses the leading `{"seq":N` of a JSONL line.
+fn line_seq(line: &[u8]) -> Option<u64> {
+    let rest = line.strip_prefix(b"{\"seq\":")?;
+    let end = rest.iter().position(|b| !b.is_ascii_digit())?;
+    std::str::from_utf8(&rest[..end]).ok()?.parse().ok()
+}
+
+/// Reads a file backwards in chunks, calling `f` with each complete line from the
+/// last to the first until `f` returns false.
+fn for_each_line_backwards(path: &Path, mut f: impl FnMut(&[u8]) -> bool) -> std::io::Result<()> {
+    const CHUNK: u64 = 256 * 1024;
+    let mut file = File::open(path)?;
+    let mut pos = file.seek(SeekFrom::End(0))?;
+    let mut tail: Vec<u8> = Vec::new();
+    while pos > 0 {
+        let start = pos.saturating_sub(CHUNK);
+        let mut buf = vec![0u8; (pos - start) as usize];
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(&mut buf)?;
+        buf.extend_from_slice(&tail);
+        pos = start;
+        // Everything after the first newline is whole lines (unless at file start).
+        let cut = if pos == 0 {
+            0
+        } else {
+            match buf.iter().position(|b| *b == b'\n') {
+                Some(i) => i + 1,
+                None => {
+                    tail = buf;
+                    continue;
+                }
+            }
+        };
+        for line in buf[cut..].split(|b| *b == b'\n').rev() {
+            if !line.is_empty() && !f(line) {
+                return Ok(());
+            }
+        }
+        tail = buf[..cut].to_vec();
+    }
+    Ok(())
+}
+
+/// The first seq of this run: after the last one in `all.jsonl`, and never below
+/// boot time in microseconds-ish units, so seq never goes backwards across restarts
+/// even without a log directory (server.md section 6).
+pub fn first_seq(logs_dir: Option<&Path>, boot_ms: i64) -> u64 {
+    let mut last = 0;
+    if let Some(dir) = logs_dir {
+        // A missing or unreadable file just means no history.
+        let _ = for_each_line_backwards(&dir.join("all.jsonl"), |line| match line_seq(line) {
+            Some(s) => {
+                last = s;
+                false
+            }
+            None => true,
+        });
+    }
+    (last + 1).max(boot_ms.max(1) as u64 * 1000)
+}
+
+/// Reads the newest `need` raw JSON lines with `after < seq <= upto` from a JSONL
+/// file, ascending. Returns the lines and whether older matching lines remain.
+pub fn read_jsonl_page(
+    path: &Path,
+    after: u64,
+    upto: u64,
+    need: usize,
+) -> std::io::Result<(Vec<String>, bool)> {
+    let mut out = Vec::new();
+    let mut more = false;
+    for_each_line_backwards(path, |line| {
+        let Some(seq) = line_seq(line) else { return true };
+        if seq <= after {
+            return false;
+        }
+        if seq > upto {
+            return true;
+        }
+        if out.len() == need {
+            more = true;
+            return false;
+        }
+        out.push(String::from_utf8_lossy(line).into_owned());
+        true
+    })?;
+    out.reverse();
+    Ok((out, more))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backwards_reader_sees_every_line_across_chunks() {
+        let dir = std::env::temp_dir().join(format!("fl-jsonl-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("all.jsonl");
+        let mut text = String::new();
+        let filler = "x".repeat(1000);
+        for seq in 1..=2000u64 {
+            text.push_str(&format!("{{\"seq\":{seq},\"message\":\"{filler}\"}}\n"));
+        }
+        std::fs::write(&path, text).unwrap();
+        assert_eq!(first_seq(Some(&dir), 0), 2001);
+        assert_eq!(first_seq(Some(&dir), 5), 5000);
+        let (lines, more) = read_jsonl_page(&path, 10, 1500, 3).unwrap();
+        let seqs: Vec<u64> = lines.iter().map(|l| line_seq(l.as_bytes()).unwrap()).collect();
+        assert_eq!(seqs, vec![1498, 1499, 1500]);
+        assert!(more);
+        let (lines, more) = read_jsonl_page(&path, 1, 3, 10).unwrap();
+        assert_eq!(lines.len(), 2);
+        assert!(!more);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,186 @@
+//! flowlayer-server: wiring only. Parse the command line, load the config, build
+//! the plan, start the threads, map outcomes to exit codes (0 clean shutdown,
+//! 2 bad command line, config or bind address, 1 anything else fatal).
+
+mod bus;
+mod cli;
+mod config;
+mod logs;
+mod output;
+mod plan;
+mod session;
+mod signals;
+mod state;
+mod supervisor;
+mod timer;
+mod token;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// A fatal problem before the services start; `main` prints it and exits.
+enum Fatal {
+    /// Bad input: `Error: <message>` lines, the help, exit 2.
+    Usage(String),
+    /// Bad input whose message is clear without the help (bind failure): exit 2.
+    Bind(String),
+    /// Anything else: exit 1.
+    Other(String),
+}
+
+fn main() -> ExitCode {
+    // Before any thread exists, so every thread inherits the mask (signals.rs).
+    if let Err(e) = signals::block() {
+        eprintln!("Error: cannot block signals: {e}");
+        return ExitCode::from(1);
+    }
+    match run() {
+        Ok(code) => code,
+        Err(Fatal::Usage(msg)) => {
+            for line in msg.lines() {
+                eprintln!("Error: {line}");
+            }
+            eprintln!();
+            eprint!("{}", cli::help_text());
+            ExitCode::from(2)
+        }
+        Err(Fatal::Bind(msg)) => {
+            eprintln!("Error: {msg}");
+            ExitCode::from(2)
+        }
+        Err(Fatal::Other(msg)) => {
+            eprintln!("Error: {msg}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn discover() -> Option<PathBuf> {
+    cli::DISCOVERY.iter().map(PathBuf::from).find(|p| p.is_file())
+}
+
+fn run() -> Result<ExitCode, Fatal> {
+    let args = cli::parse(std::env::args_os().skip(1).collect())
+        .map_err(|e| Fatal::Usage(e.to_string()))?;
+    match args.action {
+        cli::Action::Help => {
+            print!("{}", cli::help_text());
+            return Ok(ExitCode::SUCCESS);
+        }
+        cli::Action::Version => {
+            println!("{}", cli::version_text());
+            return Ok(ExitCode::SUCCESS);
+        }
+        cli::Action::Run => {}
+    }
+    let path = match args.config.clone().or_else(discover) {
+        Some(p) => p,
+        None if !args.any_args => {
+            print!("{}", cli::help_text());
+            return Ok(ExitCode::SUCCESS);
+        }
+        None => {
+            return Err(Fatal::Usage(format!(
+                "no config file given and none found in the current directory (looked for {})",
+                cli::DISCOVERY.join(", ")
+            )))
+        }
+    };
+    let color = !args.no_color
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        && std::io::stdout().is_terminal();
+    let printer_style = output::Style { color };
+    println!("[flowlayer] boot: validating config and graph...");
+    let mut cfg = config::load(&path).map_err(|e| Fatal::Usage(e.to_string()))?;
+    cfg.path = path;
+    let plan = plan::Plan::build(&cfg)
+        .map_err(|e| Fatal::Usage(format!("config {}: {e}", cfg.path.display())))?;
+    if let Some(b) = &args.bind {
+        let bind = config::parse_bind(b).map_err(|e| Fatal::Usage(format!("-s \"{b}\": {e}")))?;
+        cfg.session.bind = Some(bind);
+    }
+    let token_from_config = args.token.is_none() && cfg.session.token.is_some();
+    if let Some(t) = args.token.clone() {
+        cfg.session.token = Some(t);
+    }
+    let cfg = Arc::new(cfg);
+    let (bus_tx, bus_rx) = bus::bus();
+
+    let session = match &cfg.session.bind {
+        Some(bind) => Some(start_session(&cfg, bind, token_from_config, &bus_tx)?),
+        None => None,
+    };
+
+    let waves = plan.waves.len();
+    println!(
+        "[flowlayer] boot: DAG computed — {} node{}, {waves} wave{}",
+        cfg.services.len(),
+        if cfg.services.len() == 1 { "" } else { "s" },
+        if waves == 1 { "" } else { "s" }
+    );
+    let names: Arc<[String]> = cfg.services.iter().map(|s| s.name.clone()).collect();
+    let writer = match &cfg.logs_dir {
+        Some(dir) => Some(logs::spawn_writer(dir.clone(), names.clone()).map_err(|e| {
+            Fatal::Other(format!("logs.dir {}: cannot create it: {e}", dir.display()))
+        })?),
+        None => None,
+    };
+    let first_seq = logs::first_seq(cfg.logs_dir.as_deref(), logs::now_ms());
+    let store = logs::LogStore::new(cfg.services.len(), logs::DEFAULT_RING_CAPACITY, first_seq);
+    let other = |e: std::io::Error| Fatal::Other(format!("cannot start a thread: {e}"));
+    let timer = timer::spawn_timer(bus_tx.clone()).map_err(other)?;
+    signals::spawn_signals(bus_tx.clone()).map_err(other)?;
+    let printer = output::spawn_printer(names, printer_style).map_err(other)?;
+    let model = state::Model::new(cfg.clone(), plan, store);
+    let io = state::Io {
+        cfg: cfg.clone(),
+        bus: bus_tx,
+        timer,
+        writer,
+        printer,
+        on_shutdown: session.map(|s| Box::new(move || s.stop()) as Box<dyn FnOnce() + Send>),
+    };
+    let state = std::thread::Builder::new()
+        .name("state".into())
+        .spawn(move || state::run_state(model, io, bus_rx))
+        .map_err(other)?;
+    state.join().map_err(|_| Fatal::Other("the state thread panicked".into()))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Binds the Session API (before any service starts) and prints how to connect.
+fn start_session(
+    cfg: &Arc<config::Config>,
+    bind: &config::BindAddr,
+    token_from_config: bool,
+    bus: &bus::BusTx,
+) -> Result<session::SessionHandle, Fatal> {
+    let (token, generated) = match &cfg.session.token {
+        Some(t) => (t.clone(), false),
+        None => (token::generate().map_err(|e| Fatal::Other(format!("token: {e}")))?, true),
+    };
+    let handle = session::start(bind, token.clone(), bus.clone())
+        .map_err(|e| Fatal::Bind(format!("session API: cannot listen on {bind}: {e}")))?;
+    if generated {
+        println!("[flowlayer] boot: session token: {token}");
+    }
+    println!("[flowlayer] boot: session API: {} (/ws, /health)", handle.addr);
+    if !bind.is_loopback() {
+        println!(
+            "[flowlayer] boot: warning: the session API listens on {bind}, reachable from the network"
+        );
+    }
+    let dial = session::dial_addr(&handle.addr);
+    if generated || !token_from_config {
+        if generated {
+            println!("[flowlayer] boot: connect: flowlayer-client-tui -addr {dial} -token {token}");
+        } else {
+            println!("[flowlayer] boot: connect: flowlayer-client-tui -addr {dial} -token <token>");
+        }
+    } else {
+        println!("[flowlayer] boot: connect: flowlayer-client-tui -config {}", cfg.path.display());
+    }
+    Ok(handle)
+}

@@ -1,0 +1,13 @@
+//! The Session API: authenticated HTTP `/health` and the protocol V1 WebSocket
+//! on `/ws` (server.md section 8, protocol.md).
+//!
+//! `listen` owns the TCP listener (accept thread) and answers plain HTTP;
+//! `ws` runs one thread per WebSocket client; `wire` builds and reads frames.
+
+mod http;
+mod listen;
+pub mod wire;
+mod ws;
+
+pub use listen::{dial_addr, start, SessionHandle};
+pub use ws::OUTBOX_FRAMES;

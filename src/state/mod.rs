@@ -1,0 +1,303 @@
+//! The state thread (`state`): the one owner of service state and the log store.
+//!
+//! It takes messages from the bus (and from its own local queue for spawn
+//! results), lets `Model` decide, and carries out the effects: spawning, signals,
+//! probes, timers, disk, terminal and session frames. It never sleeps and never
+//! waits on a client, the disk or the terminal.
+
+mod model;
+
+pub use model::{Effect, Failure, Model, StatusNote};
+
+use crate::bus::{
+    BusRx, BusTx, Frame, Msg, Outbox, SessionId, SvcId, KICK_SHUTDOWN, KICK_TOO_SLOW,
+};
+use crate::config::Config;
+use crate::logs::{format_timestamp, now_ms, read_jsonl_page, write_entry_json, Page, Writer};
+use crate::output::Printer;
+use crate::session::wire;
+use crate::supervisor::{self, signal_group};
+use crate::timer::Timer;
+use crossbeam_channel::Sender;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Largest `get_logs` result frame (protocol.md: the official client refuses 16 MiB).
+pub const MAX_RESULT_BYTES: usize = 8 * 1024 * 1024;
+/// A session's queue takes `log` events only while it holds fewer frames than this;
+/// the rest of its capacity is kept for status events and replies, so a client
+/// that reads, even slowly, is never closed because of a log flood.
+pub const LOG_FRAMES_MAX: usize = crate::session::OUTBOX_FRAMES * 3 / 4;
+/// How long shutdown waits for the disk and the terminal to take the last lines.
+const FINAL_FLUSH: Duration = Duration::from_secs(5);
+
+/// Everything the state thread needs besides the model.
+pub struct Io {
+    pub cfg: Arc<Config>,
+    pub bus: BusTx,
+    pub timer: Timer,
+    pub writer: Option<Writer>,
+    pub printer: Printer,
+    /// Told when shutdown begins, so the Session API stops accepting first.
+    pub on_shutdown: Option<Box<dyn FnOnce() + Send>>,
+}
+
+/// A connected session as the state thread sees it.
+struct Slot {
+    outbox: Outbox,
+    /// `log` events this session missed (it can recover them with `get_logs`).
+    dropped_logs: u64,
+}
+
+struct Exec {
+    io: Io,
+    probes: HashMap<SvcId, Sender<()>>,
+    sessions: BTreeMap<SessionId, Slot>,
+    local: VecDeque<Msg>,
+    exit: bool,
+}
+
+/// Runs the state thread until shutdown completes.
+pub fn run_state(mut model: Model, io: Io, rx: BusRx) {
+    let mut ex = Exec {
+        io,
+        probes: HashMap::new(),
+        sessions: BTreeMap::new(),
+        local: VecDeque::new(),
+        exit: false,
+    };
+    let fx = model.boot(now_ms());
+    ex.apply_all(fx, &model);
+    while !ex.exit {
+        let msg = match ex.local.pop_front() {
+            Some(m) => m,
+            None => match rx.recv() {
+                Ok(m) => m,
+                Err(_) => break,
+            },
+        };
+        match msg {
+            Msg::Opened { session, outbox } => ex.open(session, outbox, &model),
+            Msg::Closed { session } => ex.close(session),
+            Msg::Signal(_) => {
+                if let Some(f) = ex.io.on_shutdown.take() {
+                    f();
+                }
+                let fx = model.handle(msg, now_ms());
+                ex.apply_all(fx, &model);
+            }
+            msg => {
+                let fx = model.handle(msg, now_ms());
+                ex.apply_all(fx, &model);
+            }
+        }
+    }
+    for (_, slot) in std::mem::take(&mut ex.sessions) {
+        slot.outbox.kick(KICK_SHUTDOWN);
+    }
+    if let Some(w) = &ex.io.writer {
+        w.sync(FINAL_FLUSH);
+    }
+    ex.io.printer.sync(FINAL_FLUSH);
+}
+
+impl Exec {
+    fn apply_all(&mut self, fx: Vec<Effect>, model: &Model) {
+        for e in fx {
+            self.apply(e, model);
+        }
+    }
+
+    fn name<'a>(&self, model: &'a Model, svc: SvcId) -> &'a str {
+        &model.cfg.services[svc.0].name
+    }
+
+    fn apply(&mut self, e: Effect, model: &Model) {
+        match e {
+            Effect::Spawn { svc, run } => {
+                let cfg = &self.io.cfg.services[svc.0];
+                let msg = match supervisor::launch(cfg, svc, run, &self.io.bus) {
+                    Ok(pid) => Msg::Spawned { svc, run, pid },
+                    Err(e) => Msg::SpawnFailed { svc, run, error: e.to_string() },
+                };
+                self.local.push_back(msg);
+            }
+            Effect::StopCmd { svc, run } => {
+                supervisor::run_stop_cmd(&self.io.cfg.services[svc.0], svc, run, &self.io.bus)
+            }
+            Effect::Signal { pid, sig } => signal_group(pid, sig),
+            Effect::StartProbe { svc, run } => {
+                let Some(ready) = self.io.cfg.services[svc.0].ready.clone() else { return };
+                let (tx, rx) = crossbeam_channel::bounded(0);
+                self.probes.insert(svc, tx);
+                supervisor::spawn_probe(svc, run, ready, self.io.bus.clone(), rx);
+            }
+            Effect::CancelProbe { svc } => {
+                // Dropping the sender wakes the probe thread, which then ends.
+                self.probes.remove(&svc);
+            }
+            Effect::Arm { after, svc, run, kind } => {
+                self.io.timer.arm(Instant::now() + after, svc, run, kind)
+            }
+            Effect::Logs(entries) => {
+                self.io.printer.logs(&entries);
+                if !self.sessions.is_empty() {
+                    for e in &entries {
+                        let f = wire::log_event(e, self.name(model, e.svc));
+                        self.broadcast_log(f);
+                    }
+                }
+                if let Some(w) = &self.io.writer {
+                    w.write(entries);
+                }
+            }
+            Effect::Status { svc, status, ts_ms, note } => {
+                self.io.printer.status(svc.0, status, note);
+                if !self.sessions.is_empty() {
+                    let f = wire::status_event(
+                        self.name(model, svc),
+                        status.as_str(),
+                        &format_timestamp(ts_ms),
+                    );
+                    self.broadcast_status(f);
+                }
+            }
+            Effect::Say { text, prefixed } => self.io.printer.say(text, prefixed),
+            Effect::Ack { session, id, outcome } => self.send_to(session, wire::ack(&id, &outcome)),
+            Effect::Result { session, id, outcome } => {
+                self.send_to(session, wire::result(&id, &outcome))
+            }
+            Effect::LogsPage { session, id, service, page, effective_limit } => {
+                self.logs_page(session, id, service, page, effective_limit, model)
+            }
+            Effect::Exit => self.exit = true,
+        }
+    }
+
+    /// Queues a `log` event for every session with room for it; the others miss it.
+    fn broadcast_log(&mut self, frame: Frame) {
+        for slot in self.sessions.values_mut() {
+            if slot.outbox.frames.len() >= LOG_FRAMES_MAX || !slot.outbox.push(frame.clone()) {
+                slot.dropped_logs += 1;
+            }
+        }
+    }
+
+    /// Queues a status event for every session. One that cannot take it is closed
+    /// (it reconnects to a fresh snapshot): status events are never lost silently.
+    fn broadcast_status(&mut self, frame: Frame) {
+        let full: Vec<SessionId> = self
+            .sessions
+            .iter()
+            .filter(|(_, slot)| !slot.outbox.push(frame.clone()))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in full {
+            self.kick(id);
+        }
+    }
+
+    fn kick(&mut self, session: SessionId) {
+        if let Some(slot) = self.sessions.get(&session) {
+            slot.outbox.kick(KICK_TOO_SLOW);
+        }
+        self.close(session);
+    }
+
+    fn close(&mut self, session: SessionId) {
+        let Some(slot) = self.sessions.remove(&session) else { return };
+        if slot.dropped_logs > 0 {
+            self.io.printer.say(
+                format!(
+                    "session {}: closed; it missed {} log event(s) while it could not keep up",
+                    session.0, slot.dropped_logs
+                ),
+                true,
+            );
+        }
+    }
+
+    fn send_to(&mut self, session: SessionId, frame: Frame) {
+        let Some(slot) = self.sessions.get(&session) else { return };
+        if !slot.outbox.push(frame) {
+            self.kick(session);
+        }
+    }
+
+    /// Snapshot first, then the session joins the broadcast: nothing can fall
+    /// between the two, since this thread alone changes statuses.
+    fn open(&mut self, session: SessionId, outbox: Outbox, model: &Model) {
+        let snap = wire::event("snapshot", model.snapshot_json());
+        if outbox.push(snap) {
+            self.sessions.insert(session, Slot { outbox, dropped_logs: 0 });
+        }
+    }
+
+    fn logs_page(
+        &mut self,
+        session: SessionId,
+        id: String,
+        service: Option<SvcId>,
+        page: Page,
+        effective_limit: usize,
+        model: &Model,
+    ) {
+        let mut parts: Vec<Vec<u8>> = page
+            .entries
+            .iter()
+            .map(|e| {
+                let mut b = Vec::with_capacity(120 + e.message.len());
+                write_entry_json(e, self.name(model, e.svc), &mut b);
+                b
+            })
+            .collect();
+        let Some(range) = page.from_disk else {
+            let frame = encode_page(&id, &mut parts, page.truncated, effective_limit);
+            self.send_to(session, frame);
+            return;
+        };
+        // Older history is on disk: read it off this thread, then reply directly.
+        let Some(outbox) = self.sessions.get(&session).map(|s| s.outbox.clone()) else { return };
+        let dir = self.io.cfg.logs_dir.clone().expect("disk pages only with logs.dir");
+        let file = match service {
+            Some(s) => dir.join(format!("{}.jsonl", self.name(model, s))),
+            None => dir.join("all.jsonl"),
+        };
+        let truncated = page.truncated;
+        let id_copy = id.clone();
+        let spawned = std::thread::Builder::new().name("logs-page".into()).spawn(move || {
+            let (older, more) = read_jsonl_page(&file, range.after, range.upto, range.need)
+                .unwrap_or((Vec::new(), false));
+            let mut all: Vec<Vec<u8>> = older.into_iter().map(String::into_bytes).collect();
+            all.append(&mut parts);
+            let frame = encode_page(&id, &mut all, truncated || more, effective_limit);
+            if !outbox.push(frame) {
+                outbox.kick(KICK_TOO_SLOW);
+            }
+        });
+        if spawned.is_err() {
+            let f = Failure::new("internal_error", "cannot read log history now");
+            self.send_to(session, wire::result(&id_copy, &Err(f)));
+        }
+    }
+}
+
+/// Joins encoded entries into a result frame under `MAX_RESULT_BYTES`, dropping
+/// the oldest when needed.
+fn encode_page(id: &str, parts: &mut [Vec<u8>], truncated: bool, limit: usize) -> Frame {
+    let mut total: usize = parts.iter().map(|p| p.len() + 1).sum();
+    let mut start = 0;
+    while total > MAX_RESULT_BYTES - 4096 && start < parts.len() {
+        total -= parts[start].len() + 1;
+        start += 1;
+    }
+    let mut body = Vec::with_capacity(total);
+    for (i, p) in parts[start..].iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(p);
+    }
+    wire::logs_result(id, &body, truncated || start > 0, limit)
+}

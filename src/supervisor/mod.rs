@@ -1,0 +1,13 @@
+//! Child processes: spawning, draining their pipes, waiting for them, probing
+//! their readiness and stopping them. Every thread here reports facts to the
+//! state thread over the bus and owns nothing the state thread owns.
+
+mod probe;
+mod pump;
+mod spawn;
+mod stop;
+
+pub use probe::spawn_probe;
+pub use spawn::launch;
+
+pub use stop::{run_stop_cmd, signal_group, GroupSignal};

@@ -1,0 +1,53 @@
+//! Timer thread (`timer`): turns the state thread's `Arm` requests into
+//! `Msg::Deadline` at the right moment. With nothing armed it sleeps in `recv`
+//! with no timeout, so an idle server wakes for nothing.
+
+use crate::bus::{BusTx, DeadlineKind, Msg, RunId, SvcId};
+use crossbeam_channel::{RecvTimeoutError, Sender};
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::time::Instant;
+
+type Armed = (Instant, SvcId, RunId, DeadlineKind);
+
+#[derive(Clone)]
+pub struct Timer {
+    tx: Sender<Armed>,
+}
+
+impl Timer {
+    pub fn arm(&self, at: Instant, svc: SvcId, run: RunId, kind: DeadlineKind) {
+        // The timer thread only ends with the process.
+        let _ = self.tx.send((at, svc, run, kind));
+    }
+}
+
+pub fn spawn_timer(bus: BusTx) -> std::io::Result<Timer> {
+    let (tx, rx) = crossbeam_channel::unbounded::<Armed>();
+    std::thread::Builder::new().name("timer".into()).spawn(move || {
+        let mut heap: BinaryHeap<Reverse<Armed>> = BinaryHeap::new();
+        loop {
+            let next = heap.peek().map(|Reverse((at, ..))| *at);
+            let got = match next {
+                None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+                Some(at) => rx.recv_deadline(at),
+            };
+            match got {
+                Ok(armed) => heap.push(Reverse(armed)),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+            let now = Instant::now();
+            while let Some(Reverse((at, svc, run, kind))) = heap.peek().copied() {
+                if at > now {
+                    break;
+                }
+                heap.pop();
+                if bus.send(Msg::Deadline { svc, run, kind }).is_err() {
+                    return;
+                }
+            }
+        }
+    })?;
+    Ok(Timer { tx })
+}

@@ -1,0 +1,41 @@
+use crate::support::{fixture_dir, run_cli, temp_dir};
+
+#[test]
+fn validation_errors_name_field_and_value() {
+    let dir = temp_dir("config");
+    std::fs::copy(fixture_dir().join("tests/bad_many.jsonc"), dir.join("f.jsonc")).unwrap();
+    let (code, _, err) = run_cli(&["f.jsonc"], &dir);
+    assert_eq!(code, 2);
+    for needle in [
+        "Error: config f.jsonc: session.bind: \"70000\" is not a valid address",
+        "Error: config f.jsonc: logView.maxEntries: 0 must be",
+        "Error: config f.jsonc: unknown field \"dependson\" in services.api",
+        "Error: config f.jsonc: services.web.cmd: (empty command)",
+        "Error: config f.jsonc: services.web.kind: \"cron\"",
+        "Error: config f.jsonc: service name \"bad name\" is invalid",
+        "Error: config f.jsonc: services.job.ready.url: required field is missing",
+        "Error: config f.jsonc: service \"job\": dependsOn names unknown service \"ghost\"",
+        "Error: config f.jsonc: service \"job\": dependsOn names the service itself",
+    ] {
+        assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
+    }
+    assert!(err.contains("Usage:"));
+}
+
+#[test]
+fn cycles_are_named() {
+    let dir = temp_dir("config");
+    std::fs::copy(fixture_dir().join("tests/cycle.jsonc"), dir.join("c.jsonc")).unwrap();
+    let (code, _, err) = run_cli(&["c.jsonc"], &dir);
+    assert_eq!(code, 2);
+    assert!(err.contains("dependency cycle: a -> c -> b -> a"), "{err}");
+}
+
+#[test]
+fn syntax_errors_give_line_and_column() {
+    let dir = temp_dir("config");
+    std::fs::copy(fixture_dir().join("tests/syntax.jsonc"), dir.join("s.jsonc")).unwrap();
+    let (code, _, err) = run_cli(&["s.jsonc"], &dir);
+    assert_eq!(code, 2);
+    assert!(err.contains("Error: config s.jsonc: syntax error at line 3:"), "{err}");
+}

@@ -1,0 +1,87 @@
+use crate::support::{read_jsonl, Opts, Server};
+use serde_json::Value;
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(20);
+
+fn messages(entries: &[Value], stream: &str) -> Vec<String> {
+    entries
+        .iter()
+        .filter(|e| e["stream"] == stream)
+        .map(|e| e["message"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn seqs(entries: &[Value]) -> Vec<u64> {
+    entries.iter().map(|e| e["seq"].as_u64().unwrap()).collect()
+}
+
+#[test]
+fn jsonl_holds_exactly_the_lines_written_and_seq_continues_across_runs() {
+    let mut s = Server::start_with("tests/lines.jsonc", Opts { session: false, ..Opts::default() });
+    s.wait_started();
+    s.wait_stdout("printer | [flowlayer] completed", T);
+    s.wait_stdout("errs    | [flowlayer] completed", T);
+    assert!(s.shutdown().success());
+    let printer = s.jsonl("printer.jsonl");
+    let expect: Vec<String> = (1..=1000).map(|i| format!("line {i}")).collect();
+    assert_eq!(messages(&printer, "stdout"), expect, "partial last line is captured too");
+    let errs = s.jsonl("errs.jsonl");
+    assert_eq!(messages(&errs, "stderr"), (1..=5).map(|i| format!("line {i}")).collect::<Vec<_>>());
+    assert_eq!(messages(&errs, "system"), vec!["completed (exited with code 0)"]);
+    let all = s.jsonl("all.jsonl");
+    assert_eq!(all.len(), printer.len() + errs.len());
+    let first_run = seqs(&all);
+    assert!(first_run.windows(2).all(|w| w[0] < w[1]), "seq strictly increasing");
+    for e in &all {
+        let ts = e["timestamp"].as_str().unwrap();
+        assert_eq!(ts.len(), 24, "{ts}");
+        assert!(ts.ends_with('Z') && ts.as_bytes()[10] == b'T', "{ts}");
+        assert!(
+            ["starting", "running", "stopped", "stopping"].contains(&e["phase"].as_str().unwrap())
+        );
+    }
+    // Second run into the same log directory: history appended, seq continues.
+    let dir = s.dir.clone();
+    std::mem::forget(s); // keep the directory (the server has exited)
+    let mut s2 = Server::start_with(
+        "tests/lines.jsonc",
+        Opts { session: false, dir: Some(dir), ..Opts::default() },
+    );
+    s2.wait_started();
+    s2.wait_stdout("printer | [flowlayer] completed", T);
+    s2.wait_stdout("errs    | [flowlayer] completed", T);
+    assert!(s2.shutdown().success());
+    let all2 = read_jsonl(&s2.dir.join("logs/all.jsonl"));
+    assert_eq!(all2.len(), 2 * all.len());
+    let both = seqs(&all2);
+    assert!(both.windows(2).all(|w| w[0] < w[1]), "seq increases across runs");
+}
+
+#[test]
+fn a_burst_of_200000_lines_lands_whole_and_in_order() {
+    let vars = [("LINES", "200000".to_string())];
+    let mut s = Server::start_with(
+        "tests/flood.jsonc",
+        Opts { vars: &vars, session: false, ..Opts::default() },
+    );
+    s.wait_started();
+    s.wait_stdout("flood | [flowlayer] completed", T);
+    assert!(s.shutdown().success());
+    let text = std::fs::read_to_string(s.dir.join("logs/flood.jsonl")).unwrap();
+    let mut n = 0usize;
+    for line in text.lines() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        if v["stream"] != "stdout" {
+            continue;
+        }
+        let msg = v["message"].as_str().unwrap();
+        let expect = format!("FLOOD1:{n:07}:");
+        assert!(msg.starts_with(&expect), "line {n} is {msg:?}");
+        assert_eq!(msg.len(), 99);
+        n += 1;
+    }
+    assert_eq!(n, 200_000);
+    let all = std::fs::read_to_string(s.dir.join("logs/all.jsonl")).unwrap();
+    assert_eq!(all.lines().filter(|l| l.contains("FLOOD1:")).count(), 200_000);
+}

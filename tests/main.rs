@@ -1,0 +1,21 @@
+//! Integration tests: the real `flowlayer-server` binary against `fixtures/`
+//! configs, driven over its terminal output, signals, files, HTTP and WebSocket.
+
+mod support;
+
+/// Boot plan, waves, readiness gating, failure propagation, spawning.
+mod boot;
+/// Command line: flags, errors, discovery, help and version.
+mod cli;
+/// Config validation errors as a user sees them.
+mod config;
+/// Log capture: JSONL contents, seq continuity, bursts.
+mod logs;
+/// Session API over HTTP: auth, health, routes.
+mod session_http;
+/// `get_logs`: limits, paging, history from disk.
+mod session_logs;
+/// Session API over WebSocket: handshake, commands, errors, broadcast.
+mod session_ws;
+/// Stopping and shutdown: stopCmd, grace and SIGKILL, groups, track-only.
+mod shutdown;

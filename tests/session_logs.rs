@@ -1,0 +1,129 @@
+use crate::support::ws::Client;
+use crate::support::{free_port, Opts, Server};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(20);
+
+fn connect(s: &Server) -> Client {
+    let mut c = Client::connect(&s.addr(), &s.token);
+    c.until(T, "snapshot", |v| v["name"] == "snapshot");
+    c
+}
+
+fn seqs(res: &Value) -> Vec<u64> {
+    res["data"]["entries"].as_array().unwrap().iter().map(|e| e["seq"].as_u64().unwrap()).collect()
+}
+
+#[test]
+fn limits_come_from_the_client_then_the_config_then_500() {
+    let vars = [("P1", free_port().to_string())];
+    let mut s = Server::start_with("tests/session.jsonc", Opts { vars: &vars, ..Opts::default() });
+    s.wait_started();
+    s.wait_stdout("tick     | tick 100", T);
+    let mut c = connect(&s);
+    let (_, all) = c.call("get_logs", Value::Null);
+    assert_eq!(all["data"]["effective_limit"], 80, "logView.all.maxEntries");
+    assert_eq!(seqs(&all).len(), 80);
+    assert_eq!(all["data"]["truncated"], true);
+    let (_, tick) = c.call("get_logs", json!({"service": "tick"}));
+    assert_eq!(tick["data"]["effective_limit"], 30, "service logView");
+    let (_, web) = c.call("get_logs", json!({"service": "web"}));
+    assert_eq!(web["data"]["effective_limit"], 50, "global logView");
+    let (_, five) = c.call("get_logs", json!({"service": "tick", "limit": 5}));
+    let s5 = seqs(&five);
+    assert_eq!(s5.len(), 5);
+    assert!(s5.windows(2).all(|w| w[0] < w[1]), "ascending");
+    let e = &five["data"]["entries"][0];
+    for k in ["seq", "service", "phase", "stream", "message", "timestamp"] {
+        assert!(e.get(k).is_some(), "entry lacks {k}: {e}");
+    }
+    assert!(five["data"]["entries"].as_array().unwrap().iter().all(|e| e["service"] == "tick"));
+    // after_seq and before_seq bound the range; the newest `limit` are returned.
+    let (_, mid) = c.call(
+        "get_logs",
+        json!({"service": "tick", "after_seq": s5[0], "before_seq": s5[4], "limit": 100}),
+    );
+    assert_eq!(seqs(&mid), vec![s5[1], s5[2], s5[3]]);
+    assert_eq!(mid["data"]["truncated"], false);
+    let (_, newest) =
+        c.call("get_logs", json!({"service": "tick", "before_seq": s5[4], "limit": 2}));
+    assert_eq!(seqs(&newest), vec![s5[2], s5[3]]);
+    assert_eq!(newest["data"]["truncated"], true);
+    // Merged view is in seq order across services.
+    let (_, merged) = c.call("get_logs", json!({"limit": 1000}));
+    let m = seqs(&merged);
+    assert!(m.windows(2).all(|w| w[0] < w[1]));
+    assert!(merged["data"]["entries"].as_array().unwrap().iter().any(|e| e["service"] == "web"));
+}
+
+#[test]
+fn paging_back_reaches_into_the_jsonl_history() {
+    let mut s = Server::start_with("tests/history.jsonc", Opts::default());
+    s.wait_started();
+    s.wait_stdout("many | line 12000", T);
+    let mut c = connect(&s);
+    // Walk back from the newest entry to the first line, 1000 at a time.
+    let mut before: Option<u64> = None;
+    let mut got: Vec<String> = Vec::new();
+    loop {
+        let mut p = json!({"service": "many", "limit": 1000});
+        if let Some(b) = before {
+            p["before_seq"] = json!(b);
+        }
+        let (_, res) = c.call("get_logs", p);
+        let entries = res["data"]["entries"].as_array().unwrap().clone();
+        if entries.is_empty() {
+            break;
+        }
+        before = entries[0]["seq"].as_u64();
+        let mut page: Vec<String> =
+            entries.iter().map(|e| e["message"].as_str().unwrap().to_string()).collect();
+        page.append(&mut got);
+        got = page;
+        if res["data"]["truncated"] == false {
+            break;
+        }
+    }
+    let expect: Vec<String> = (1..=12000).map(|i| format!("line {i}")).collect();
+    assert_eq!(got, expect);
+    // The merged view pages into all.jsonl the same way.
+    let b = before.unwrap() + 5;
+    let (_, res) = c.call("get_logs", json!({"before_seq": b, "limit": 10}));
+    let on_disk: Vec<u64> = crate::support::read_jsonl(&s.dir.join("logs/all.jsonl"))
+        .iter()
+        .map(|e| e["seq"].as_u64().unwrap())
+        .filter(|q| *q < b)
+        .collect();
+    assert_eq!(seqs(&res), on_disk[on_disk.len().saturating_sub(10)..].to_vec());
+}
+
+#[test]
+fn a_restarted_server_keeps_seq_increasing_for_a_reconnecting_client() {
+    let vars = [("P1", free_port().to_string())];
+    let mut s = Server::start_with("tests/session.jsonc", Opts { vars: &vars, ..Opts::default() });
+    s.wait_started();
+    let mut c = connect(&s);
+    let (_, res) = c.call("get_logs", json!({"limit": 1}));
+    let last = seqs(&res)[0];
+    let first_id = {
+        let mut c2 = Client::connect(&s.addr(), &s.token);
+        c2.recv(T).unwrap()["payload"]["instance_id"].clone()
+    };
+    assert!(s.shutdown().success());
+    let dir = s.dir.clone();
+    std::mem::forget(s);
+    let mut s2 = Server::start_with(
+        "tests/session.jsonc",
+        Opts { vars: &vars, dir: Some(dir), ..Opts::default() },
+    );
+    s2.wait_started();
+    let mut c = Client::connect(&s2.addr(), &s2.token);
+    let hello = c.recv(T).unwrap();
+    assert_ne!(hello["payload"]["instance_id"], first_id, "a new instance id tells the client");
+    c.until(T, "snapshot", |v| v["name"] == "snapshot");
+    let (_, res) = c.call("get_logs", json!({"after_seq": last, "limit": 100000}));
+    let after = seqs(&res);
+    assert!(!after.is_empty());
+    assert!(after.iter().all(|s| *s > last));
+}

@@ -1,0 +1,328 @@
+//! Test harness: runs the real `flowlayer-server` against a fixture config copied
+//! into a fresh temp dir, on OS-chosen ports, and cleans up every process it
+//! started, even when a test fails.
+
+#![allow(dead_code)] // each test module uses a different part of the harness
+
+pub mod ws;
+
+use nix::sys::signal::{kill, killpg, Signal};
+use nix::unistd::Pid;
+use std::fs::File;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub const SERVER: &str = env!("CARGO_BIN_EXE_flowlayer-server");
+
+/// Polls `f` every 10 ms until it returns `Some`, or panics with `what` at the deadline.
+pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+pub fn wait_until(timeout: Duration, what: &str, mut f: impl FnMut() -> bool) {
+    wait_for(timeout, what, || f().then_some(()))
+}
+
+/// The fixtures helper binary, built once per test run.
+pub fn helper() -> PathBuf {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let dir = Path::new(SERVER).parent().expect("binary has a directory").to_path_buf();
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "-q", "-p", "flowlayer-fixture-helper"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        if dir.ends_with("release") {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("cargo runs");
+        assert!(status.success(), "building fl-helper failed");
+        let path = dir.join("fl-helper");
+        assert!(path.exists(), "fl-helper not found at {}", path.display());
+        path
+    })
+    .clone()
+}
+
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
+    l.local_addr().expect("local addr").port()
+}
+
+pub fn fixture_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+/// A fresh directory under the system temp dir.
+pub fn temp_dir(tag: &str) -> PathBuf {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("fl-test-{}-{tag}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create temp dir");
+    dir
+}
+
+/// Copies `fixtures/<name>` to `dir/flowlayer.jsonc`, replacing `@HELPER@`,
+/// `@DIR@` and each `@KEY@` of `vars`.
+pub fn write_config(name: &str, dir: &Path, vars: &[(&str, String)]) -> PathBuf {
+    let mut text = std::fs::read_to_string(fixture_dir().join(name))
+        .unwrap_or_else(|e| panic!("fixture {name}: {e}"));
+    text = text.replace("@HELPER@", &helper().display().to_string());
+    text = text.replace("@DIR@", &dir.display().to_string());
+    for (k, v) in vars {
+        text = text.replace(&format!("@{k}@"), v);
+    }
+    let path = dir.join("flowlayer.jsonc");
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+pub fn alive(pid: i32) -> bool {
+    // A zombie still answers kill(0); look at its state too.
+    if kill(Pid::from_raw(pid), None).is_err() {
+        return false;
+    }
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let state = stat.rsplit(')').next().and_then(|r| r.split_whitespace().next());
+    !matches!(state, Some("Z") | Some("X") | None)
+}
+
+/// Pids whose parent is `ppid`.
+fn children_of(ppid: u32) -> Vec<i32> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir("/proc") else { return out };
+    for e in rd.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+        if fields.get(1).and_then(|p| p.parse::<u32>().ok()) == Some(ppid) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// A running server; killed with everything it started when dropped.
+pub struct Server {
+    pub child: Child,
+    pub dir: PathBuf,
+    pub config: PathBuf,
+    pub port: u16,
+    pub token: String,
+    args: Vec<String>,
+    status: Option<ExitStatus>,
+}
+
+pub struct Opts<'a> {
+    pub vars: &'a [(&'a str, String)],
+    pub session: bool,
+    pub extra: &'a [&'a str],
+    /// Reuse this directory (for runs that share a log dir).
+    pub dir: Option<PathBuf>,
+}
+
+impl Default for Opts<'_> {
+    fn default() -> Self {
+        Opts { vars: &[], session: true, extra: &[], dir: None }
+    }
+}
+
+impl Server {
+    pub fn start(fixture: &str) -> Server {
+        Server::start_with(fixture, Opts::default())
+    }
+
+    pub fn start_with(fixture: &str, opts: Opts) -> Server {
+        let tag = fixture.trim_end_matches(".jsonc").replace('/', "-");
+        let dir = opts.dir.clone().unwrap_or_else(|| temp_dir(&tag));
+        let config = write_config(fixture, &dir, opts.vars);
+        let port = free_port();
+        let token = "test-token".to_string();
+        let mut args = vec![config.display().to_string(), "--no-color".to_string()];
+        if opts.session {
+            args.extend(["-s".into(), port.to_string(), "-token".into(), token.clone()]);
+        }
+        args.extend(opts.extra.iter().map(|s| s.to_string()));
+        let stdout = File::create(dir.join("server.out")).expect("stdout file");
+        let stderr = File::create(dir.join("server.err")).expect("stderr file");
+        let child = Command::new(SERVER)
+            .args(&args)
+            .current_dir(&dir)
+            .env("FL_FROM_PARENT", "inherited")
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
+            .spawn()
+            .expect("spawn server");
+        Server { child, dir, config, port, token, args, status: None }
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(self.dir.join("server.out")).unwrap_or_default()
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.join("server.err")).unwrap_or_default()
+    }
+
+    /// Waits until stdout contains `needle`.
+    pub fn wait_stdout(&mut self, needle: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.stdout().contains(needle) {
+                return;
+            }
+            if let Ok(Some(st)) = self.child.try_wait() {
+                self.status = Some(st);
+                self.dump();
+                panic!("server exited ({st}) before printing {needle:?}");
+            }
+            if Instant::now() >= deadline {
+                self.dump();
+                panic!("timed out after {timeout:?} waiting for {needle:?} on stdout");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn wait_started(&mut self) {
+        self.wait_stdout("STARTUP COMPLETE", Duration::from_secs(20));
+    }
+
+    pub fn signal(&self, sig: Signal) {
+        kill(Pid::from_raw(self.child.id() as i32), sig).expect("signal server");
+    }
+
+    /// Waits for the server to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        if let Some(st) = self.status {
+            return st;
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                self.status = Some(st);
+                return st;
+            }
+            if Instant::now() >= deadline {
+                self.dump();
+                panic!("server did not exit within {timeout:?}");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// SIGINT, then waits for a clean exit.
+    pub fn shutdown(&mut self) -> ExitStatus {
+        self.signal(Signal::SIGINT);
+        self.wait_exit(Duration::from_secs(20))
+    }
+
+    pub fn dump(&self) {
+        eprintln!("---- server: {SERVER} {}", self.args.join(" "));
+        eprintln!("---- config:\n{}", std::fs::read_to_string(&self.config).unwrap_or_default());
+        let out = self.stdout();
+        let lines: Vec<&str> = out.lines().collect();
+        eprintln!(
+            "---- last stdout lines:\n{}",
+            lines[lines.len().saturating_sub(50)..].join("\n")
+        );
+        eprintln!("---- stderr:\n{}", self.stderr());
+    }
+
+    /// Lines of `<dir>/logs/<file>` parsed as JSON.
+    pub fn jsonl(&self, file: &str) -> Vec<serde_json::Value> {
+        read_jsonl(&self.dir.join("logs").join(file))
+    }
+}
+
+pub fn read_jsonl(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSONL line {l:?}: {e}")))
+        .collect()
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if self.status.is_none() && matches!(self.child.try_wait(), Ok(None)) {
+            if std::thread::panicking() {
+                self.dump();
+            }
+            // Service groups first (they are children of the server), then the server.
+            for pid in children_of(self.child.id()) {
+                let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// Runs the server to completion (CLI tests); kills it after 10 s.
+pub fn run_cli(args: &[&str], cwd: &Path) -> (i32, String, String) {
+    let mut child = Command::new(SERVER)
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("NO_COLOR")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn server");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if child.try_wait().expect("try_wait").is_some() {
+            break;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            panic!("server {args:?} did not exit within 10 s");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let out = child.wait_with_output().expect("output");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Reads a helper `--mark` file: `(event, unix_ms, pid)` per line.
+pub fn marks(path: &Path) -> Vec<(String, u128, i32)> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let mut it = l.split_whitespace();
+            Some((it.next()?.to_string(), it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+        })
+        .collect()
+}
+
+pub fn mark_time(path: &Path, event: &str) -> Option<u128> {
+    marks(path).into_iter().find(|(e, ..)| e == event).map(|(_, t, _)| t)
+}

@@ -19,3 +19,5 @@ mod session_logs;
 mod session_ws;
 /// Stopping and shutdown: stopCmd, grace and SIGKILL, groups, track-only.
 mod shutdown;
+/// The terminal client end to end, in tmux, against the real server.
+mod tui;

@@ -36,25 +36,32 @@ pub fn wait_until(timeout: Duration, what: &str, mut f: impl FnMut() -> bool) {
     wait_for(timeout, what, || f().then_some(()))
 }
 
+/// Builds a binary of another workspace package next to the server's binary.
+fn sibling_binary(package: &str, bin: &str) -> PathBuf {
+    let dir = Path::new(SERVER).parent().expect("binary has a directory").to_path_buf();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "-q", "-p", package, "--bin", bin]).current_dir(env!("CARGO_MANIFEST_DIR"));
+    if dir.ends_with("release") {
+        cmd.arg("--release");
+    }
+    let status = cmd.status().expect("cargo runs");
+    assert!(status.success(), "building {bin} failed");
+    let path = dir.join(bin);
+    assert!(path.exists(), "{bin} not found at {}", path.display());
+    path
+}
+
 /// The fixtures helper binary, built once per test run.
 pub fn helper() -> PathBuf {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| {
-        let dir = Path::new(SERVER).parent().expect("binary has a directory").to_path_buf();
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args(["build", "-q", "-p", "flowlayer-fixture-helper"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
-        if dir.ends_with("release") {
-            cmd.arg("--release");
-        }
-        let status = cmd.status().expect("cargo runs");
-        assert!(status.success(), "building fl-helper failed");
-        let path = dir.join("fl-helper");
-        assert!(path.exists(), "fl-helper not found at {}", path.display());
-        path
-    })
-    .clone()
+    PATH.get_or_init(|| sibling_binary("flowlayer-fixture-helper", "fl-helper")).clone()
+}
+
+/// The terminal client, built once per test run.
+pub fn tui() -> PathBuf {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| sibling_binary("flowlayer-client-tui", "flowlayer-client-tui")).clone()
 }
 
 pub fn free_port() -> u16 {

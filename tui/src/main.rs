@@ -1,1 +1,118 @@
-fn main() {}
+//! flowlayer-client-tui: parse the command line, set up the terminal (restored on
+//! exit and on panic), start the input, signal and link threads, then run the UI
+//! loop: wait for an event, drain all pending ones into `App::update`, draw once.
+
+mod app;
+mod cli;
+mod config;
+mod event;
+mod input;
+mod link;
+mod ui;
+mod wire;
+
+use app::{App, Flow};
+use event::Event;
+use ratatui::backend::TermionBackend;
+use ratatui::Terminal;
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Instant;
+use termion::raw::IntoRawMode;
+use termion::screen::IntoAlternateScreen;
+
+const DEFAULT_ADDR: &str = "127.0.0.1:6999";
+/// Leave the alternate screen, show the cursor (also written by the panic hook).
+const RESTORE: &str = "\x1b[?1049l\x1b[?25h";
+
+fn main() -> ExitCode {
+    let args = match cli::parse(std::env::args_os().skip(1).collect()) {
+        Ok(a) => a,
+        Err(e) => return usage_error(&e.to_string()),
+    };
+    if args.help {
+        print!("{}", cli::help_text());
+        return ExitCode::SUCCESS;
+    }
+    if args.version {
+        println!("flowlayer-client-tui {}", env!("CARGO_PKG_VERSION"));
+        return ExitCode::SUCCESS;
+    }
+    let from_config = match &args.config {
+        Some(p) => match config::read(p) {
+            Ok(s) => s,
+            Err(e) => return usage_error(&e),
+        },
+        None => config::Session::default(),
+    };
+    let addr = args.addr.or(from_config.addr).unwrap_or_else(|| DEFAULT_ADDR.to_string());
+    let token = args.token.or(from_config.token);
+    let color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    match run(App::new(addr, token, color)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn usage_error(msg: &str) -> ExitCode {
+    eprintln!("Error: {msg}\n");
+    eprint!("{}", cli::help_text());
+    ExitCode::from(2)
+}
+
+fn run(mut app: App) -> std::io::Result<()> {
+    let (tx, rx) = crossbeam_channel::unbounded::<Event>();
+    input::spawn_signals(tx.clone())?;
+    let link = link::spawn_link(app.addr.clone(), app.token.clone(), tx.clone())?;
+    let stdout = std::io::stdout().into_raw_mode()?.into_alternate_screen()?;
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        // The raw-mode guard is restored while unwinding; make the message readable now.
+        let mut out = std::io::stdout();
+        let _ = write!(out, "{RESTORE}\r\n");
+        let _ = out.flush();
+        default_hook(info);
+    }));
+    let mut terminal = Terminal::new(TermionBackend::new(stdout))?;
+    terminal.hide_cursor()?;
+    input::spawn_input(tx)?;
+    loop {
+        app.log_rows = ui::log_rows(terminal.size()?.into(), &app);
+        terminal.draw(|f| ui::render(f, &app))?;
+        // Sleep until an event, or until the earliest command deadline.
+        let first = match app.next_deadline() {
+            Some(d) => match rx.recv_deadline(d) {
+                Ok(ev) => Some(ev),
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => None,
+                Err(_) => break,
+            },
+            None => match rx.recv() {
+                Ok(ev) => Some(ev),
+                Err(_) => break,
+            },
+        };
+        // Drain, then draw once: a log flood costs one frame per batch.
+        let mut flow = match first {
+            Some(ev) => app.update(ev, Instant::now()),
+            None => app.update(Event::Resize, Instant::now()),
+        };
+        while flow == Flow::Continue {
+            match rx.try_recv() {
+                Ok(ev) => flow = app.update(ev, Instant::now()),
+                Err(_) => break,
+            }
+        }
+        for req in app.take_requests() {
+            // The writer thread lives as long as the process.
+            let _ = link.send(link::Outgoing { id: req.id, frame: req.frame });
+        }
+        if flow == Flow::Quit {
+            break;
+        }
+    }
+    terminal.show_cursor()?;
+    Ok(())
+}

@@ -1,0 +1,131 @@
+use crate::support::{free_port, tui, wait_until, Opts, Server};
+use std::process::Command;
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(20);
+
+/// A tmux session of its own (own socket), killed on drop.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn start(cmd: &str) -> Tmux {
+        let socket = format!("fl-test-{}-{}", std::process::id(), free_port());
+        let ok = Command::new("tmux")
+            .args(["-L", &socket, "new-session", "-d", "-s", "t", "-x", "100", "-y", "30", cmd])
+            .env_remove("NO_COLOR")
+            .status()
+            .expect("tmux is installed (.ci/run installs it)")
+            .success();
+        assert!(ok, "tmux new-session failed");
+        Tmux { socket }
+    }
+
+    fn screen(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["-L", &self.socket, "capture-pane", "-p", "-t", "t"])
+            .output();
+        out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default()
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        for k in keys {
+            let ok =
+                Command::new("tmux").args(["-L", &self.socket, "send-keys", "-t", "t", k]).status();
+            assert!(ok.is_ok_and(|s| s.success()), "send-keys {k}");
+        }
+    }
+
+    fn wait(&self, what: &str, pred: impl Fn(&str) -> bool) {
+        let mut last = String::new();
+        let deadline = std::time::Instant::now() + T;
+        while std::time::Instant::now() < deadline {
+            last = self.screen();
+            if pred(&last) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("timed out waiting for {what}; screen:\n{last}");
+    }
+
+    /// The row of the services panel that shows `name`.
+    fn row<'a>(screen: &'a str, name: &str) -> &'a str {
+        screen
+            .lines()
+            .find(|l| {
+                l.starts_with(&format!("│› {name} ")) || l.starts_with(&format!("│  {name} "))
+            })
+            .unwrap_or("")
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux").args(["-L", &self.socket, "kill-server"]).output();
+    }
+}
+
+#[test]
+fn select_a_service_stop_it_and_start_it_from_the_keyboard() {
+    let vars = [("P1", free_port().to_string())];
+    let mut s = Server::start_with("tests/session.jsonc", Opts { vars: &vars, ..Opts::default() });
+    s.wait_started();
+    let cmd = format!("{} -addr {} -token {}", tui().display(), s.addr(), s.token);
+    let t = Tmux::start(&cmd);
+    t.wait("connected with services", |sc| {
+        sc.contains("● connected") && Tmux::row(sc, "tick").contains("running")
+    });
+    t.keys(&["Down", "Down", "Down"]);
+    t.wait("tick selected", |sc| sc.contains("│› tick ") && sc.contains("logs: tick"));
+    t.keys(&["x"]);
+    t.wait("tick stopped", |sc| {
+        Tmux::row(sc, "tick").contains("stopped") && sc.contains("stop tick: ok")
+    });
+    t.keys(&["s"]);
+    t.wait("tick running", |sc| {
+        Tmux::row(sc, "tick").contains("running") && sc.contains("start tick: ok")
+    });
+    // The log panel shows the service's own lines, following the tail.
+    t.wait("tick lines", |sc| sc.contains("tick ") && sc.contains("[system] stopped"));
+    t.keys(&["q"]);
+    wait_until(T, "client exit", || !t.screen().contains("services"));
+    s.shutdown();
+}
+
+#[test]
+fn a_client_started_first_connects_when_the_server_comes_up() {
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let t = Tmux::start(&format!("{} -addr {addr} -token test-token", tui().display()));
+    t.wait("unreachable", |sc| sc.contains("unreachable"));
+    let p = port.to_string();
+    let vars = [("P1", free_port().to_string())];
+    let mut s = Server::start_with(
+        "tests/session.jsonc",
+        Opts { vars: &vars, session: false, extra: &["-s", &p, "-token", "test-token"], dir: None },
+    );
+    s.wait_started();
+    t.wait("connected", |sc| sc.contains("● connected") && Tmux::row(sc, "web").contains("ready"));
+    // Kill the server: the client shows the outage, then reconnects to a new one.
+    s.shutdown();
+    t.wait("outage", |sc| sc.contains("connection lost") || sc.contains("unreachable"));
+    let mut s2 = Server::start_with(
+        "tests/session.jsonc",
+        Opts { vars: &vars, session: false, extra: &["-s", &p, "-token", "test-token"], dir: None },
+    );
+    s2.wait_started();
+    t.wait("reconnected", |sc| sc.contains("● connected") && sc.contains("reconnected"));
+    s2.shutdown();
+}
+
+#[test]
+fn a_wrong_token_says_so() {
+    let vars = [("P1", free_port().to_string())];
+    let mut s = Server::start_with("tests/session.jsonc", Opts { vars: &vars, ..Opts::default() });
+    s.wait_started();
+    let t = Tmux::start(&format!("{} -addr {} -token nope", tui().display(), s.addr()));
+    t.wait("invalid token", |sc| sc.contains("invalid token"));
+    s.shutdown();
+}

@@ -1,0 +1,990 @@
+//! The client's state and every rule of how it changes: `App::update(event, now)`.
+//! No I/O and no drawing: commands to send are queued in `outbox` and taken by
+//! the UI loop; `ui::render` draws from `&App`.
+
+use crate::event::{Event, LinkState};
+use crate::wire::{self, Entry, Envelope};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::{Duration, Instant};
+use termion::event::Key;
+
+/// How long a command may wait for its result (tui.md).
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
+/// The same for `get_logs`, which may read history from disk.
+pub const LOGS_TIMEOUT: Duration = Duration::from_secs(30);
+/// Buffer cap until the server tells its `effective_limit`.
+pub const DEFAULT_CAP: usize = 500;
+/// Hard cap while the user pages back through history.
+pub const MAX_BUFFER: usize = 50_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    Quit,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Focus {
+    Services,
+    Logs,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Service {
+    pub name: String,
+    pub status: String,
+}
+
+/// A command frame for the link thread.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    pub id: String,
+    pub frame: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Pending {
+    /// First page of the selected view.
+    Logs { view: Option<String> },
+    /// Lines missed while disconnected.
+    Replay { view: Option<String> },
+    /// An older page (`before_seq`).
+    Older { view: Option<String> },
+    /// start/stop/restart, one service or all.
+    Action { label: String, service: Option<String> },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Tone {
+    Info,
+    Good,
+    Bad,
+}
+
+/// The logs panel of the selected view.
+#[derive(Debug, Default)]
+pub struct LogView {
+    /// `None` = all logs.
+    pub service: Option<String>,
+    /// Ascending seq, no duplicates.
+    pub entries: VecDeque<Entry>,
+    pub cap: usize,
+    pub follow: bool,
+    /// When not following: seq of the first line shown.
+    pub top_seq: u64,
+    pub loading: bool,
+    pub loading_older: bool,
+    /// The server said nothing older exists.
+    pub at_start: bool,
+    /// Highest seq seen in this view (for replay after a reconnect).
+    pub max_seq: u64,
+}
+
+impl LogView {
+    fn new(service: Option<String>) -> LogView {
+        LogView { service, cap: DEFAULT_CAP, follow: true, ..LogView::default() }
+    }
+
+    fn wants(&self, e: &Entry) -> bool {
+        self.service.as_ref().is_none_or(|s| *s == e.service)
+    }
+
+    /// Merges entries in, keeping seq order without duplicates, then applies the cap.
+    fn merge(&mut self, new: Vec<Entry>) {
+        let appending =
+            new.first().is_some_and(|f| self.entries.back().is_none_or(|b| f.seq > b.seq))
+                && new.windows(2).all(|w| w[0].seq < w[1].seq);
+        if appending {
+            self.entries.extend(new);
+        } else {
+            let mut all: Vec<Entry> = self.entries.drain(..).chain(new).collect();
+            all.sort_by_key(|e| e.seq);
+            all.dedup_by_key(|e| e.seq);
+            self.entries = all.into();
+        }
+        if let Some(b) = self.entries.back() {
+            self.max_seq = self.max_seq.max(b.seq);
+        }
+        self.trim();
+    }
+
+    fn trim(&mut self) {
+        let cap = if self.follow { self.cap } else { MAX_BUFFER.max(self.cap) };
+        while self.entries.len() > cap {
+            self.entries.pop_front();
+            self.at_start = false;
+        }
+    }
+}
+
+pub struct App {
+    pub addr: String,
+    pub token: Option<String>,
+    pub color: bool,
+    pub link: LinkState,
+    pub capabilities: Vec<String>,
+    pub server_version: Option<String>,
+    pub instance_id: Option<String>,
+    got_hello: bool,
+    /// `hello` and `snapshot` received on the current connection.
+    pub ready: bool,
+    pub services: Vec<Service>,
+    /// `None` = the `all logs` entry.
+    pub selected: Option<String>,
+    pub focus: Focus,
+    pub view: LogView,
+    pub service_filter: String,
+    pub log_filter: String,
+    /// The panel whose filter is being typed.
+    pub editing: Option<Focus>,
+    pub info_open: bool,
+    pub footer: Option<(String, Tone)>,
+    /// Services with a start/stop/restart in flight.
+    pub busy: BTreeSet<String>,
+    /// Height of the logs panel's text area, set by the UI loop.
+    pub log_rows: usize,
+    pending: BTreeMap<String, (Pending, Instant)>,
+    next_id: u64,
+    outbox: Vec<Request>,
+}
+
+fn status_of(payload: &Value) -> String {
+    payload["status"].as_str().unwrap_or("unknown").to_string()
+}
+
+impl App {
+    pub fn new(addr: String, token: Option<String>, color: bool) -> App {
+        App {
+            addr,
+            token,
+            color,
+            link: LinkState::Connecting { attempt: 0 },
+            capabilities: Vec::new(),
+            server_version: None,
+            instance_id: None,
+            got_hello: false,
+            ready: false,
+            services: Vec::new(),
+            selected: None,
+            focus: Focus::Services,
+            view: LogView::new(None),
+            service_filter: String::new(),
+            log_filter: String::new(),
+            editing: None,
+            info_open: false,
+            footer: None,
+            busy: BTreeSet::new(),
+            log_rows: 10,
+            pending: BTreeMap::new(),
+            next_id: 0,
+            outbox: Vec::new(),
+        }
+    }
+
+    /// Commands to send, oldest first.
+    pub fn take_requests(&mut self) -> Vec<Request> {
+        std::mem::take(&mut self.outbox)
+    }
+
+    /// The earliest command deadline, so the UI loop can wake for it (and only then).
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.pending.values().map(|(_, d)| *d).min()
+    }
+
+    fn say(&mut self, text: impl Into<String>, tone: Tone) {
+        self.footer = Some((text.into(), tone));
+    }
+
+    fn send(&mut self, name: &str, payload: Value, what: Pending, now: Instant) -> String {
+        self.next_id += 1;
+        let id = format!("t{}", self.next_id);
+        let timeout = match what {
+            Pending::Action { .. } => COMMAND_TIMEOUT,
+            _ => LOGS_TIMEOUT,
+        };
+        self.outbox.push(Request { id: id.clone(), frame: wire::command(&id, name, payload) });
+        self.pending.insert(id.clone(), (what, now + timeout));
+        id
+    }
+
+    pub fn update(&mut self, ev: Event, now: Instant) -> Flow {
+        let flow = match ev {
+            Event::Key(k) => self.on_key(k, now),
+            Event::Server(env) => {
+                self.on_server(env, now);
+                Flow::Continue
+            }
+            Event::Link(state) => {
+                self.on_link(state);
+                Flow::Continue
+            }
+            Event::SendFailed { id } => {
+                if let Some((what, _)) = self.pending.remove(&id) {
+                    self.fail(what, "not sent: not connected".into());
+                }
+                Flow::Continue
+            }
+            Event::Resize => Flow::Continue,
+            Event::Quit => Flow::Quit,
+        };
+        self.expire(now);
+        flow
+    }
+
+    fn expire(&mut self, now: Instant) {
+        let late: Vec<String> =
+            self.pending.iter().filter(|(_, (_, d))| *d <= now).map(|(id, _)| id.clone()).collect();
+        for id in late {
+            if let Some((what, _)) = self.pending.remove(&id) {
+                self.fail(what, "timed out waiting for the server".into());
+            }
+        }
+    }
+
+    /// A command ended without a result.
+    fn fail(&mut self, what: Pending, why: String) {
+        match what {
+            Pending::Action { label, service } => {
+                if let Some(s) = service {
+                    self.busy.remove(&s);
+                }
+                self.say(format!("{label}: {why}"), Tone::Bad);
+            }
+            Pending::Logs { view } | Pending::Replay { view } | Pending::Older { view } => {
+                if view == self.view.service {
+                    self.view.loading = false;
+                    self.view.loading_older = false;
+                }
+                self.say(format!("logs: {why}"), Tone::Bad);
+            }
+        }
+    }
+
+    // ---- connection -------------------------------------------------------------
+
+    fn on_link(&mut self, state: LinkState) {
+        if matches!(state, LinkState::Connected) {
+            self.got_hello = false;
+        } else {
+            self.ready = false;
+            // Pending commands fail; they are never retried automatically.
+            let pending = std::mem::take(&mut self.pending);
+            let lost = !matches!(state, LinkState::Connecting { .. });
+            for (_, (what, _)) in pending {
+                if lost {
+                    self.fail(what, "connection lost".into());
+                }
+            }
+            self.busy.clear();
+            self.view.loading = false;
+            self.view.loading_older = false;
+        }
+        self.link = state;
+    }
+
+    fn on_server(&mut self, env: Envelope, now: Instant) {
+        match (env.kind.as_str(), env.name.as_deref()) {
+            ("event", Some("hello")) => {
+                let p = &env.payload;
+                self.capabilities = p["capabilities"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(|c| c.as_str().map(String::from)).collect())
+                    .unwrap_or_default();
+                self.server_version = p["server_version"].as_str().map(String::from);
+                let instance = p["instance_id"].as_str().map(String::from);
+                if self.instance_id.is_some() && instance.is_some() && instance != self.instance_id
+                {
+                    self.say("the server restarted", Tone::Info);
+                }
+                self.instance_id = instance;
+                self.got_hello = true;
+            }
+            ("event", Some("snapshot")) => {
+                self.services = env.payload["services"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|s| {
+                                Some(Service {
+                                    name: s["name"].as_str()?.to_string(),
+                                    status: status_of(s),
+                                })
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                self.services.sort_by(|a, b| a.name.cmp(&b.name));
+                self.ready = self.got_hello;
+                if self.ready {
+                    self.fetch_view(now);
+                }
+            }
+            ("event", Some("service_status")) => {
+                let name = env.payload["service"].as_str().unwrap_or("").to_string();
+                let status = status_of(&env.payload);
+                match self.services.iter_mut().find(|s| s.name == name) {
+                    Some(s) => s.status = status,
+                    None if !name.is_empty() => {
+                        self.services.push(Service { name, status });
+                        self.services.sort_by(|a, b| a.name.cmp(&b.name));
+                    }
+                    None => {}
+                }
+            }
+            ("event", Some("log")) => {
+                if !self.ready {
+                    return;
+                }
+                if let Ok(e) = serde_json::from_value::<Entry>(env.payload) {
+                    // Also while a page is on its way: the merge dedupes by seq.
+                    if self.view.wants(&e) {
+                        self.view.merge(vec![e]);
+                    }
+                }
+            }
+            ("ack", _) => {
+                let Some(id) = env.id else { return };
+                if env.payload["accepted"] == false {
+                    if let Some((what, _)) = self.pending.remove(&id) {
+                        let e = &env.payload["error"];
+                        let why = format!(
+                            "{}: {}",
+                            e["code"].as_str().unwrap_or("rejected"),
+                            e["message"].as_str().unwrap_or("")
+                        );
+                        self.fail(what, why);
+                    }
+                }
+            }
+            ("result", _) => {
+                let Some(id) = env.id else { return };
+                if let Some((what, _)) = self.pending.remove(&id) {
+                    self.on_result(what, env.payload);
+                }
+            }
+            ("error", _) => {
+                let e = &env.payload;
+                let text = format!(
+                    "server: {}: {}",
+                    e["code"].as_str().unwrap_or("error"),
+                    e["message"].as_str().unwrap_or("")
+                );
+                if let Some((what, _)) = env.id.and_then(|id| self.pending.remove(&id)) {
+                    self.fail(what, text);
+                } else {
+                    self.say(text, Tone::Bad);
+                }
+            }
+            // Unknown events and types: ignored (forward compatibility).
+            _ => {}
+        }
+    }
+
+    fn on_result(&mut self, what: Pending, payload: Value) {
+        if payload["ok"] != true {
+            let e = &payload["error"];
+            let mut why = format!(
+                "{}: {}",
+                e["code"].as_str().unwrap_or("failed"),
+                e["message"].as_str().unwrap_or("")
+            );
+            if let Some(names) = payload["failed_services"].as_array() {
+                let names: Vec<&str> = names.iter().filter_map(Value::as_str).collect();
+                why.push_str(&format!(" ({})", names.join(", ")));
+            }
+            return self.fail(what, why);
+        }
+        let data = &payload["data"];
+        let entries = || -> Vec<Entry> {
+            data["entries"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|e| serde_json::from_value(e.clone()).ok()).collect())
+                .unwrap_or_default()
+        };
+        let truncated = data["truncated"] == true;
+        match what {
+            Pending::Action { label, service } => {
+                if let Some(s) = &service {
+                    self.busy.remove(s);
+                }
+                let detail = data["status"].as_str().map(|s| format!(" ({s})")).unwrap_or_default();
+                self.say(format!("{label}: ok{detail}"), Tone::Good);
+            }
+            Pending::Logs { view } if view == self.view.service => {
+                if let Some(n) = data["effective_limit"].as_u64() {
+                    self.view.cap = (n as usize).max(1);
+                }
+                self.view.loading = false;
+                let got = entries();
+                self.view.at_start = !truncated;
+                self.view.merge(got);
+            }
+            Pending::Replay { view } if view == self.view.service => {
+                let got = entries();
+                let n = got.len();
+                self.view.merge(got);
+                if truncated {
+                    self.say(
+                        format!(
+                            "reconnected: replayed the last {n} missed lines (older ones skipped)"
+                        ),
+                        Tone::Info,
+                    );
+                } else if n > 0 {
+                    self.say(format!("reconnected: replayed {n} missed lines"), Tone::Good);
+                } else {
+                    self.say("reconnected", Tone::Good);
+                }
+            }
+            Pending::Older { view } if view == self.view.service => {
+                self.view.loading_older = false;
+                let got = entries();
+                if got.is_empty() || !truncated {
+                    self.view.at_start = true;
+                }
+                if let Some(first) = got.first() {
+                    if !self.view.follow {
+                        self.view.top_seq = self.view.top_seq.min(first.seq);
+                    }
+                }
+                self.view.merge(got);
+            }
+            // An answer for a view the user already left.
+            Pending::Logs { .. } | Pending::Replay { .. } | Pending::Older { .. } => {}
+        }
+    }
+
+    fn view_payload(&self) -> Value {
+        match &self.view.service {
+            Some(s) => json!({ "service": s }),
+            None => json!({}),
+        }
+    }
+
+    /// After a (re)connect or a selection change: the first page, or the lines
+    /// missed while away.
+    fn fetch_view(&mut self, now: Instant) {
+        let view = self.view.service.clone();
+        let mut p = self.view_payload();
+        if self.view.max_seq > 0 {
+            p["after_seq"] = json!(self.view.max_seq);
+            self.send("get_logs", p, Pending::Replay { view }, now);
+        } else {
+            self.view.loading = true;
+            self.send("get_logs", p, Pending::Logs { view }, now);
+        }
+    }
+
+    fn fetch_older(&mut self, now: Instant) {
+        let v = &self.view;
+        if !self.ready || v.loading_older || v.at_start || v.loading {
+            return;
+        }
+        let Some(first) = v.entries.front().map(|e| e.seq) else { return };
+        let mut p = self.view_payload();
+        p["before_seq"] = json!(first);
+        p["limit"] = json!(self.view.cap.clamp(100, 1000));
+        self.view.loading_older = true;
+        let view = self.view.service.clone();
+        self.send("get_logs", p, Pending::Older { view }, now);
+    }
+
+    fn select(&mut self, service: Option<String>, now: Instant) {
+        if service == self.selected {
+            return;
+        }
+        self.selected = service.clone();
+        self.view = LogView::new(service);
+        if self.ready {
+            self.fetch_view(now);
+        }
+    }
+
+    // ---- lists the screen shows ---------------------------------------------------
+
+    /// Entries of the services panel: `None` = `all logs`, then the matching services.
+    pub fn visible_services(&self) -> Vec<Option<&Service>> {
+        let f = self.service_filter.to_lowercase();
+        std::iter::once(None)
+            .chain(
+                self.services
+                    .iter()
+                    .filter(|s| f.is_empty() || s.name.to_lowercase().contains(&f))
+                    .map(Some),
+            )
+            .collect()
+    }
+
+    /// Log entries that pass the logs filter.
+    pub fn visible_entries(&self) -> Vec<&Entry> {
+        let f = self.log_filter.to_lowercase();
+        self.view
+            .entries
+            .iter()
+            .filter(|e| {
+                f.is_empty()
+                    || e.message.to_lowercase().contains(&f)
+                    || (self.view.service.is_none() && e.service.to_lowercase().contains(&f))
+            })
+            .collect()
+    }
+
+    /// Index of the first visible log line in `visible_entries()`.
+    pub fn log_start(&self, total: usize) -> usize {
+        let rows = self.log_rows.max(1);
+        if self.view.follow {
+            return total.saturating_sub(rows);
+        }
+        let list = self.visible_entries();
+        list.iter()
+            .position(|e| e.seq >= self.view.top_seq)
+            .unwrap_or(total)
+            .min(total.saturating_sub(1))
+    }
+
+    fn status_of(&self, name: &str) -> Option<&str> {
+        self.services.iter().find(|s| s.name == name).map(|s| s.status.as_str())
+    }
+
+    // ---- keys ---------------------------------------------------------------------
+
+    fn on_key(&mut self, key: Key, now: Instant) -> Flow {
+        if key == Key::Ctrl('c') {
+            return Flow::Quit;
+        }
+        if let Some(panel) = self.editing {
+            let text = match panel {
+                Focus::Services => &mut self.service_filter,
+                Focus::Logs => &mut self.log_filter,
+            };
+            match key {
+                Key::Char('\n') => self.editing = None,
+                Key::Esc => {
+                    text.clear();
+                    self.editing = None;
+                }
+                Key::Backspace => {
+                    text.pop();
+                }
+                Key::Char(c) if !c.is_control() => text.push(c),
+                _ => {}
+            }
+            return Flow::Continue;
+        }
+        if self.info_open {
+            match key {
+                Key::Char('q') => return Flow::Quit,
+                Key::Esc | Key::Char('i') => self.info_open = false,
+                _ => {}
+            }
+            return Flow::Continue;
+        }
+        match key {
+            Key::Char('q') => return Flow::Quit,
+            Key::Char('\t') => {
+                self.focus = match self.focus {
+                    Focus::Services => Focus::Logs,
+                    Focus::Logs => Focus::Services,
+                }
+            }
+            Key::Char('/') => self.editing = Some(self.focus),
+            Key::Esc => match self.focus {
+                Focus::Services => self.service_filter.clear(),
+                Focus::Logs => self.log_filter.clear(),
+            },
+            Key::Char('i') => self.info_open = true,
+            Key::Up | Key::Char('k') => match self.focus {
+                Focus::Services => self.move_selection(-1, now),
+                Focus::Logs => self.scroll_up(1, now),
+            },
+            Key::Down | Key::Char('j') => match self.focus {
+                Focus::Services => self.move_selection(1, now),
+                Focus::Logs => self.scroll_down(1),
+            },
+            Key::PageUp => self.scroll_up(self.log_rows.max(1), now),
+            Key::PageDown => self.scroll_down(self.log_rows.max(1)),
+            Key::Home | Key::Char('g') => {
+                let list = self.visible_entries();
+                if let Some(first) = list.first() {
+                    self.view.top_seq = first.seq;
+                    self.view.follow = false;
+                }
+                self.fetch_older(now);
+            }
+            Key::End | Key::Char('G') => {
+                self.view.follow = true;
+                self.view.trim();
+            }
+            Key::Char('s') => self.action_start(now),
+            Key::Char('x') => self.action_stop(now),
+            _ => {}
+        }
+        Flow::Continue
+    }
+
+    fn move_selection(&mut self, delta: i64, now: Instant) {
+        let list: Vec<Option<String>> =
+            self.visible_services().iter().map(|s| s.map(|s| s.name.clone())).collect();
+        let cur = list.iter().position(|s| *s == self.selected).unwrap_or(0) as i64;
+        let next = (cur + delta).clamp(0, list.len() as i64 - 1) as usize;
+        let target = list[next].clone();
+        self.select(target, now);
+    }
+
+    fn scroll_up(&mut self, n: usize, now: Instant) {
+        let list = self.visible_entries();
+        if list.is_empty() {
+            self.fetch_older(now);
+            return;
+        }
+        let start = self.log_start(list.len());
+        let new_start = start.saturating_sub(n);
+        self.view.top_seq = list[new_start].seq;
+        self.view.follow = false;
+        if new_start == 0 {
+            self.fetch_older(now);
+        }
+    }
+
+    fn scroll_down(&mut self, n: usize) {
+        if self.view.follow {
+            return;
+        }
+        let list = self.visible_entries();
+        let start = self.log_start(list.len());
+        let new_start = start + n;
+        if new_start + self.log_rows >= list.len() {
+            self.view.follow = true;
+            self.view.trim();
+        } else {
+            self.view.top_seq = list[new_start].seq;
+        }
+    }
+
+    fn not_ready(&mut self) -> bool {
+        if !self.ready {
+            self.say("not connected: wait for the server", Tone::Bad);
+        }
+        !self.ready
+    }
+
+    fn action_start(&mut self, now: Instant) {
+        if self.not_ready() {
+            return;
+        }
+        let Some(name) = self.selected.clone() else {
+            self.send(
+                "start_all",
+                Value::Null,
+                Pending::Action { label: "start all".into(), service: None },
+                now,
+            );
+            return;
+        };
+        if self.busy.contains(&name) {
+            return self.say(format!("{name}: a command is already in flight"), Tone::Info);
+        }
+        let (cmd, label) = match self.status_of(&name) {
+            Some("running") | Some("ready") => ("restart_service", "restart"),
+            Some("starting") | Some("stopping") => {
+                let st = self.status_of(&name).unwrap_or("").to_string();
+                return self.say(format!("{name} is {st}: wait for it"), Tone::Info);
+            }
+            _ => ("start_service", "start"),
+        };
+        self.busy.insert(name.clone());
+        let what =
+            Pending::Action { label: format!("{label} {name}"), service: Some(name.clone()) };
+        self.send(cmd, json!({ "service": name }), what, now);
+    }
+
+    fn action_stop(&mut self, now: Instant) {
+        if self.not_ready() {
+            return;
+        }
+        let Some(name) = self.selected.clone() else {
+            self.send(
+                "stop_all",
+                Value::Null,
+                Pending::Action { label: "stop all".into(), service: None },
+                now,
+            );
+            return;
+        };
+        if self.busy.contains(&name) {
+            return self.say(format!("{name}: a command is already in flight"), Tone::Info);
+        }
+        self.busy.insert(name.clone());
+        let what = Pending::Action { label: format!("stop {name}"), service: Some(name.clone()) };
+        self.send("stop_service", json!({ "service": name }), what, now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::LinkState;
+
+    fn t0() -> Instant {
+        Instant::now()
+    }
+
+    fn env(v: Value) -> Event {
+        Event::Server(serde_json::from_value(v).unwrap())
+    }
+
+    fn hello() -> Event {
+        env(json!({"type":"event","name":"hello","payload":{
+            "protocol_version":1,"server":"flowlayer","capabilities":["get_logs"],
+            "instance_id":"i-1","future_field":true}}))
+    }
+
+    fn snapshot(services: &[(&str, &str)]) -> Event {
+        let list: Vec<Value> =
+            services.iter().map(|(n, s)| json!({"name": n, "status": s})).collect();
+        env(json!({"type":"event","name":"snapshot","payload":{"services": list}}))
+    }
+
+    fn log(seq: u64, service: &str, msg: &str) -> Event {
+        env(json!({"type":"event","name":"log","payload":{"seq":seq,"service":service,
+            "phase":"running","stream":"stdout","message":msg,"timestamp":"2026-11-27T10:00:00.000Z"}}))
+    }
+
+    fn result(id: &str, payload: Value) -> Event {
+        env(json!({"type":"result","id":id,"payload":payload}))
+    }
+
+    fn entries(seqs: &[u64], service: &str) -> Value {
+        Value::Array(
+            seqs.iter()
+                .map(|s| json!({"seq":s,"service":service,"message":format!("m{s}")}))
+                .collect(),
+        )
+    }
+
+    fn connected(services: &[(&str, &str)]) -> App {
+        let mut app = App::new("127.0.0.1:1".into(), Some("tok".into()), false);
+        let now = t0();
+        app.update(Event::Link(LinkState::Connected), now);
+        app.update(hello(), now);
+        app.update(snapshot(services), now);
+        app
+    }
+
+    fn sent(app: &mut App) -> Vec<Value> {
+        app.take_requests().iter().map(|r| serde_json::from_str(&r.frame).unwrap()).collect()
+    }
+
+    fn seqs(app: &App) -> Vec<u64> {
+        app.view.entries.iter().map(|e| e.seq).collect()
+    }
+
+    #[test]
+    fn no_command_before_hello_and_snapshot() {
+        let mut app = App::new("a".into(), None, false);
+        let now = t0();
+        app.update(Event::Link(LinkState::Connected), now);
+        app.update(Event::Key(Key::Char('x')), now);
+        assert!(app.take_requests().is_empty());
+        assert_eq!(app.footer.as_ref().unwrap().1, Tone::Bad);
+        app.update(snapshot(&[("api", "ready")]), now);
+        assert!(!app.ready, "a snapshot without hello is not a handshake");
+        app.update(hello(), now);
+        app.update(snapshot(&[("api", "ready")]), now);
+        assert!(app.ready);
+        let s = sent(&mut app);
+        assert_eq!(s.len(), 1);
+        assert_eq!(s[0]["name"], "get_logs");
+        assert_eq!(s[0]["payload"], json!({}));
+    }
+
+    #[test]
+    fn first_page_sets_the_cap_and_live_lines_are_deduped_by_seq() {
+        let mut app = connected(&[("api", "ready"), ("db", "ready")]);
+        let id = sent(&mut app)[0]["id"].as_str().unwrap().to_string();
+        let now = t0();
+        // A live line arrives before the page that also contains it.
+        app.update(log(12, "api", "live"), now);
+        app.update(
+            result(
+                &id,
+                json!({"ok":true,"data":{"entries":entries(&[9,10,11,12],"api"),
+            "truncated":true,"effective_limit":3}}),
+            ),
+            now,
+        );
+        assert_eq!(app.view.cap, 3);
+        assert_eq!(seqs(&app), vec![10, 11, 12]);
+        app.update(log(12, "api", "dup"), now);
+        app.update(log(13, "db", "new"), now);
+        assert_eq!(seqs(&app), vec![11, 12, 13], "cap holds, duplicates dropped");
+    }
+
+    #[test]
+    fn reconnect_replays_after_the_highest_seq_and_fails_pending_commands() {
+        let mut app = connected(&[("api", "ready")]);
+        let id = sent(&mut app)[0]["id"].as_str().unwrap().to_string();
+        let now = t0();
+        app.update(
+            result(
+                &id,
+                json!({"ok":true,"data":{"entries":entries(&[1,2],"api"),
+            "truncated":false,"effective_limit":100}}),
+            ),
+            now,
+        );
+        app.update(log(5, "api", "x"), now);
+        app.update(Event::Key(Key::Char('x')), now);
+        assert_eq!(sent(&mut app)[0]["name"], "stop_all");
+        app.update(Event::Link(LinkState::Lost("reset".into())), now);
+        assert!(app.footer.as_ref().unwrap().0.contains("connection lost"));
+        assert!(app.next_deadline().is_none(), "pending commands are dropped, not retried");
+        app.update(Event::Link(LinkState::Connecting { attempt: 1 }), now);
+        app.update(Event::Link(LinkState::Connected), now);
+        app.update(hello(), now);
+        assert!(app.take_requests().is_empty());
+        app.update(snapshot(&[("api", "running")]), now);
+        let s = sent(&mut app);
+        assert_eq!(s.len(), 1, "{s:?}");
+        assert_eq!(s[0]["payload"], json!({"after_seq": 5}));
+        let id = s[0]["id"].as_str().unwrap().to_string();
+        app.update(log(8, "api", "live"), now);
+        app.update(
+            result(
+                &id,
+                json!({"ok":true,"data":{"entries":entries(&[6,7,8],"api"),
+            "truncated":false,"effective_limit":100}}),
+            ),
+            now,
+        );
+        assert_eq!(seqs(&app), vec![1, 2, 5, 6, 7, 8], "no duplicate, no gap");
+    }
+
+    #[test]
+    fn keys_map_to_commands_by_status() {
+        let mut app =
+            connected(&[("a", "running"), ("b", "stopped"), ("c", "failed"), ("d", "starting")]);
+        sent(&mut app);
+        let now = t0();
+        let press = |app: &mut App, k: Key| {
+            app.update(Event::Key(k), now);
+            sent(app)
+        };
+        let s = press(&mut app, Key::Char('s'));
+        assert_eq!(s[0]["name"], "start_all", "on all logs");
+        let s = press(&mut app, Key::Char('x'));
+        assert_eq!(s[0]["name"], "stop_all");
+        press(&mut app, Key::Down);
+        assert_eq!(app.selected.as_deref(), Some("a"));
+        let s = press(&mut app, Key::Char('s'));
+        assert_eq!(
+            (s[0]["name"].as_str(), &s[0]["payload"]),
+            (Some("restart_service"), &json!({"service":"a"}))
+        );
+        let s = press(&mut app, Key::Char('x'));
+        assert!(s.is_empty(), "a is busy: {s:?}");
+        press(&mut app, Key::Down);
+        let s = press(&mut app, Key::Char('s'));
+        assert_eq!(s[0]["name"], "start_service");
+        press(&mut app, Key::Down);
+        let s = press(&mut app, Key::Char('s'));
+        assert_eq!(s[0]["name"], "start_service", "failed services start");
+        press(&mut app, Key::Down);
+        let s = press(&mut app, Key::Char('s'));
+        assert!(s.is_empty(), "starting: wait");
+        let s = press(&mut app, Key::Char('x'));
+        assert_eq!(s[0]["name"], "stop_service", "stop cancels a start");
+    }
+
+    #[test]
+    fn results_and_rejections_reach_the_footer_and_clear_busy() {
+        let mut app = connected(&[("a", "running")]);
+        sent(&mut app);
+        let now = t0();
+        app.update(Event::Key(Key::Down), now);
+        sent(&mut app);
+        app.update(Event::Key(Key::Char('x')), now);
+        let id = sent(&mut app)[0]["id"].as_str().unwrap().to_string();
+        app.update(
+            env(json!({"type":"ack","id":id,"payload":{"accepted":false,
+            "error":{"code":"service_busy","message":"service \"a\" is stopping"}}})),
+            now,
+        );
+        assert_eq!(
+            app.footer.as_ref().unwrap().0,
+            "stop a: service_busy: service \"a\" is stopping"
+        );
+        assert!(app.busy.is_empty());
+        app.update(Event::Key(Key::Char('x')), now);
+        let id = sent(&mut app)[0]["id"].as_str().unwrap().to_string();
+        app.update(result(&id, json!({"ok":true,"data":{"service":"a","status":"stopped"}})), now);
+        assert_eq!(app.footer.as_ref().unwrap(), &("stop a: ok (stopped)".to_string(), Tone::Good));
+    }
+
+    #[test]
+    fn commands_time_out_after_five_seconds() {
+        let mut app = connected(&[("a", "running")]);
+        let now = t0();
+        sent(&mut app);
+        app.update(Event::Key(Key::Down), now);
+        sent(&mut app);
+        app.update(Event::Key(Key::Char('x')), now);
+        assert!(app.next_deadline().unwrap() <= now + COMMAND_TIMEOUT + LOGS_TIMEOUT);
+        app.update(Event::Resize, now + COMMAND_TIMEOUT);
+        assert!(app.footer.as_ref().unwrap().0.contains("timed out"), "{:?}", app.footer);
+        assert!(app.busy.is_empty());
+    }
+
+    #[test]
+    fn q_inside_a_filter_types_q() {
+        let mut app = connected(&[("queue", "running"), ("api", "ready")]);
+        let now = t0();
+        app.update(Event::Key(Key::Char('/')), now);
+        assert_eq!(app.update(Event::Key(Key::Char('q')), now), Flow::Continue);
+        assert_eq!(app.service_filter, "q");
+        assert_eq!(app.visible_services().len(), 2, "all logs + queue");
+        app.update(Event::Key(Key::Char('\n')), now);
+        assert_eq!(app.editing, None);
+        assert_eq!(app.service_filter, "q", "enter keeps the filter");
+        app.update(Event::Key(Key::Char('/')), now);
+        app.update(Event::Key(Key::Esc), now);
+        assert_eq!(app.service_filter, "", "esc clears it");
+        assert_eq!(app.update(Event::Key(Key::Char('q')), now), Flow::Quit);
+    }
+
+    #[test]
+    fn scrolling_above_the_oldest_line_asks_for_older_entries() {
+        let mut app = connected(&[("api", "ready")]);
+        let id = sent(&mut app)[0]["id"].as_str().unwrap().to_string();
+        let now = t0();
+        app.log_rows = 2;
+        app.update(
+            result(
+                &id,
+                json!({"ok":true,"data":{"entries":entries(&[20,21,22,23],"api"),
+            "truncated":true,"effective_limit":4}}),
+            ),
+            now,
+        );
+        app.update(Event::Key(Key::PageUp), now);
+        assert!(!app.view.follow);
+        let s = sent(&mut app);
+        assert_eq!(s.len(), 1);
+        assert_eq!(s[0]["payload"]["before_seq"], 20);
+        let id = s[0]["id"].as_str().unwrap().to_string();
+        app.update(
+            result(
+                &id,
+                json!({"ok":true,"data":{"entries":entries(&[18,19],"api"),
+            "truncated":false,"effective_limit":100}}),
+            ),
+            now,
+        );
+        assert_eq!(seqs(&app), vec![18, 19, 20, 21, 22, 23], "older page kept while scrolled");
+        assert!(app.view.at_start);
+        app.update(Event::Key(Key::End), now);
+        assert!(app.view.follow);
+        assert_eq!(seqs(&app), vec![20, 21, 22, 23], "back to the cap when following");
+    }
+}

@@ -1,0 +1,36 @@
+//! Everything the UI thread reacts to. Produced by the input, signal and link
+//! threads; consumed by `App::update`.
+
+use crate::wire::Envelope;
+use termion::event::Key;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    Key(Key),
+    Server(Envelope),
+    Link(LinkState),
+    /// A command frame could not be written (not connected, or the write failed).
+    SendFailed {
+        id: String,
+    },
+    /// The terminal was resized.
+    Resize,
+    /// SIGTERM/SIGHUP/SIGINT, or stdin closed: leave cleanly.
+    Quit,
+}
+
+/// The connection as the link thread sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LinkState {
+    Connecting {
+        attempt: u32,
+    },
+    Connected,
+    /// HTTP 401: the server wants a token and none was given.
+    TokenRequired,
+    /// HTTP 403: the token was refused.
+    InvalidToken,
+    Unreachable(String),
+    /// An established connection ended.
+    Lost(String),
+}

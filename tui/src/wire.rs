@@ -1,0 +1,79 @@
+//! Protocol V1 envelopes as this client reads and writes them (spec/protocol.md).
+//!
+//! A copy of the server's wire shapes on purpose: the client must not pull in the
+//! server's crates (nix, mio). Unknown fields are ignored everywhere, so the
+//! client works with any V1 server.
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+/// One frame from the server.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct Envelope {
+    #[serde(rename = "type", default)]
+    pub kind: String,
+    #[serde(default, deserialize_with = "id_as_string")]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub payload: Value,
+}
+
+fn id_as_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::String(s) => Some(s),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    })
+}
+
+/// One log entry (a `log` event payload or a `get_logs` entry).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct Entry {
+    pub seq: u64,
+    #[serde(default)]
+    pub service: String,
+    #[serde(default)]
+    pub phase: String,
+    #[serde(default)]
+    pub stream: String,
+    #[serde(default)]
+    pub message: String,
+    #[serde(default)]
+    pub timestamp: String,
+}
+
+impl Entry {
+    /// `HH:MM:SS.mmm` from an RFC 3339 timestamp (as sent), or blanks.
+    pub fn clock(&self) -> &str {
+        self.timestamp.get(11..23).unwrap_or("            ")
+    }
+}
+
+pub fn parse(text: &str) -> Option<Envelope> {
+    serde_json::from_str(text).ok()
+}
+
+pub fn command(id: &str, name: &str, payload: Value) -> String {
+    json!({"type": "command", "id": id, "name": name, "payload": payload}).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_fields_are_ignored_and_numeric_ids_read_as_strings() {
+        let e = parse(r#"{"type":"result","id":7,"extra":1,"payload":{"ok":true}}"#).unwrap();
+        assert_eq!(e.id.as_deref(), Some("7"));
+        assert_eq!(e.kind, "result");
+        let entry: Entry = serde_json::from_value(json!({
+            "seq": 1795791321000001u64, "service": "api", "phase": "ready", "stream": "stdout",
+            "message": "hi", "timestamp": "2026-11-27T14:55:21.123Z", "new_field": [1]
+        }))
+        .unwrap();
+        assert_eq!(entry.clock(), "14:55:21.123");
+        assert_eq!(entry.seq, 1795791321000001);
+    }
+}

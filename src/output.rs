@@ -7,7 +7,7 @@
 //! pipe) therefore cannot slow a child.
 
 use crate::bus::{Status, Stream};
-use crate::logs::Entry;
+use crate::logs::Batch;
 use crate::state::StatusNote;
 use crossbeam_channel::{Receiver, Sender};
 use std::io::Write;
@@ -20,7 +20,7 @@ const MAX_BACKLOG: usize = 50_000;
 enum Out {
     Say { text: String, prefixed: bool },
     Status { name: usize, status: Status, note: StatusNote },
-    Logs(Vec<Arc<Entry>>),
+    Logs(Arc<Batch>),
     Sync(Sender<()>),
 }
 
@@ -37,7 +37,6 @@ pub struct Style {
 
 const RESET: &str = "\x1b[0m";
 const DIM: &str = "\x1b[2m";
-const BOLD: &str = "\x1b[1m";
 const PALETTE: [&str; 6] = ["\x1b[36m", "\x1b[35m", "\x1b[34m", "\x1b[33m", "\x1b[32m", "\x1b[96m"];
 
 fn status_color(s: Status) -> &'static str {
@@ -61,14 +60,14 @@ impl Printer {
         }
     }
 
-    pub fn logs(&self, entries: &[Arc<Entry>]) {
-        let n = entries.len();
+    pub fn logs(&self, batch: &Arc<Batch>) {
+        let n = batch.len();
         if self.backlog.load(Ordering::Relaxed) + n > MAX_BACKLOG {
             self.dropped.fetch_add(n as u64, Ordering::Relaxed);
             return;
         }
         self.backlog.fetch_add(n, Ordering::Relaxed);
-        let _ = self.tx.send(Out::Logs(entries.to_vec()));
+        let _ = self.tx.send(Out::Logs(batch.clone()));
     }
 
     /// Waits (bounded) until everything queued has been written.
@@ -85,8 +84,23 @@ pub fn spawn_printer(names: Arc<[String]>, style: Style) -> std::io::Result<Prin
     let (tx, rx) = crossbeam_channel::unbounded();
     let backlog = Arc::new(AtomicUsize::new(0));
     let dropped = Arc::new(AtomicU64::new(0));
+    let width = names.iter().map(|n| n.chars().count()).max().unwrap_or(0);
+    let prefixes = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let pad = " ".repeat(width.saturating_sub(name.chars().count()));
+            let text = if style.color {
+                let c = PALETTE[i % PALETTE.len()];
+                format!("{c}{name}{RESET}{pad} {DIM}|{RESET} ")
+            } else {
+                format!("{name}{pad} | ")
+            };
+            text.into_bytes()
+        })
+        .collect();
     let term = Terminal {
-        width: names.iter().map(|n| n.chars().count()).max().unwrap_or(0),
+        prefixes,
         names,
         style,
         backlog: backlog.clone(),
@@ -101,7 +115,8 @@ pub fn spawn_printer(names: Arc<[String]>, style: Style) -> std::io::Result<Prin
 
 struct Terminal {
     names: Arc<[String]>,
-    width: usize,
+    /// `<service padded> | `, coloured when allowed, per service.
+    prefixes: Vec<Vec<u8>>,
     style: Style,
     backlog: Arc<AtomicUsize>,
     dropped: Arc<AtomicU64>,
@@ -130,12 +145,10 @@ impl Terminal {
                     self.line(&line);
                 }
                 Out::Status { name, status, note } => self.status(name, status, note),
-                Out::Logs(entries) => {
-                    for e in &entries {
-                        self.entry(e);
-                    }
-                    let left = self.backlog.fetch_sub(entries.len(), Ordering::Relaxed);
-                    if left == entries.len() {
+                Out::Logs(batch) => {
+                    self.batch(&batch);
+                    let left = self.backlog.fetch_sub(batch.len(), Ordering::Relaxed);
+                    if left == batch.len() {
                         self.report_dropped();
                     }
                 }
@@ -173,26 +186,30 @@ impl Terminal {
         self.line(&text);
     }
 
-    fn entry(&mut self, e: &Entry) {
-        let name = &self.names[e.svc.0];
-        let pad = self.width.saturating_sub(name.chars().count());
-        let marker = match e.stream {
-            Stream::Stdout => "",
-            Stream::Stderr => "[stderr] ",
-            Stream::System => "[flowlayer] ",
+    fn batch(&mut self, b: &Batch) {
+        if self.broken {
+            return;
+        }
+        let marker: &[u8] = match (b.stream, self.style.color) {
+            (Stream::Stdout, _) => b"",
+            (Stream::Stderr, false) => b"[stderr] ",
+            (Stream::System, false) => b"[flowlayer] ",
+            (Stream::Stderr, true) => b"\x1b[31m[stderr]\x1b[0m ",
+            (Stream::System, true) => b"\x1b[1m[flowlayer]\x1b[0m ",
         };
-        let text = if self.style.color {
-            let c = PALETTE[e.svc.0 % PALETTE.len()];
-            let m = match e.stream {
-                Stream::Stderr => format!("\x1b[31m{marker}{RESET}"),
-                Stream::System => format!("{BOLD}{marker}{RESET}"),
-                Stream::Stdout => String::new(),
-            };
-            format!("{c}{name}{RESET}{:pad$} {DIM}|{RESET} {m}{}", "", e.message)
-        } else {
-            format!("{name}{:pad$} | {marker}{}", "", e.message)
-        };
-        self.line(&text);
+        let prefix = &self.prefixes[b.svc.0];
+        for i in 0..b.len() {
+            let r = self
+                .out
+                .write_all(prefix)
+                .and_then(|_| self.out.write_all(marker))
+                .and_then(|_| self.out.write_all(b.message(i).as_bytes()))
+                .and_then(|_| self.out.write_all(b"\n"));
+            if r.is_err() {
+                self.broken = true;
+                return;
+            }
+        }
     }
 
     fn report_dropped(&mut self) {

@@ -1,10 +1,11 @@
 //! In-memory log rings: one per service, owned by the state thread (no locks).
 //!
 //! A ring per service (server.md section 6) so a noisy service never evicts a quiet
-//! one's history. Queries walk the rings from their tails and copy only the entries
+//! one's history. A ring slot is a reference into a shared batch (no per-line
+//! allocation). Queries walk the rings from their tails and copy only the lines
 //! they return: `get_logs` never copies or sorts the whole store.
 
-use super::Entry;
+use super::{Batch, LineRef, Lines};
 use crate::bus::{Status, Stream, SvcId};
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use std::sync::Arc;
 pub const DEFAULT_RING_CAPACITY: usize = 10_000;
 
 pub struct LogStore {
-    rings: Vec<VecDeque<Arc<Entry>>>,
+    rings: Vec<VecDeque<LineRef>>,
     /// Highest seq evicted from each ring (0 = nothing evicted yet).
     evicted_max: Vec<u64>,
     capacity: usize,
@@ -26,7 +27,7 @@ pub struct LogStore {
 #[derive(Debug)]
 pub struct Page {
     /// Ascending seq.
-    pub entries: Vec<Arc<Entry>>,
+    pub entries: Vec<LineRef>,
     pub truncated: bool,
     /// Older matching entries were evicted from memory: read seq in
     /// `(after, upto]` from disk, newest `need` of them, and put them first.
@@ -51,25 +52,31 @@ impl LogStore {
         }
     }
 
+    /// Stores a batch of lines read at `ts_ms`; returns it, seq assigned.
     pub fn push(
         &mut self,
         svc: SvcId,
         phase: Status,
         stream: Stream,
         ts_ms: i64,
-        message: String,
-    ) -> Arc<Entry> {
-        let entry = Arc::new(Entry { seq: self.next_seq, svc, phase, stream, ts_ms, message });
-        self.next_seq += 1;
+        lines: Lines,
+    ) -> Arc<Batch> {
+        let n = lines.len();
+        let batch = Arc::new(Batch { svc, stream, phase, ts_ms, seq0: self.next_seq, lines });
+        self.next_seq += n as u64;
         let ring = &mut self.rings[svc.0];
-        if ring.len() == self.capacity {
-            if let Some(old) = ring.pop_front() {
-                self.evicted_max[svc.0] = old.seq;
-                self.evicted += 1;
-            }
+        // Only the last `capacity` lines of a huge batch can stay.
+        let first = n.saturating_sub(self.capacity);
+        let overflow = (ring.len() + n - first).saturating_sub(self.capacity);
+        for old in ring.drain(..overflow) {
+            self.evicted_max[svc.0] = old.seq();
         }
-        ring.push_back(entry.clone());
-        entry
+        if first > 0 {
+            self.evicted_max[svc.0] = batch.seq(first - 1);
+        }
+        self.evicted += (overflow + first) as u64;
+        ring.extend((first..n).map(|i| LineRef { batch: batch.clone(), i: i as u32 }));
+        batch
     }
 
     /// Newest `limit` entries with `after < seq < before`, of one service or all.
@@ -93,8 +100,8 @@ impl LogStore {
             .iter()
             .map(|&r| {
                 let ring = &self.rings[r];
-                let lo = ring.partition_point(|e| e.seq <= low);
-                let hi = ring.partition_point(|e| e.seq < before);
+                let lo = ring.partition_point(|e| e.seq() <= low);
+                let hi = ring.partition_point(|e| e.seq() < before);
                 (r, lo, hi.max(lo))
             })
             .filter(|(_, lo, hi)| hi > lo)
@@ -104,7 +111,7 @@ impl LogStore {
             // The ring whose last remaining entry is the newest.
             let Some(best) = (0..spans.len()).max_by_key(|&i| {
                 let (r, _, hi) = spans[i];
-                self.rings[r][hi - 1].seq
+                self.rings[r][hi - 1].seq()
             }) else {
                 break;
             };
@@ -139,13 +146,27 @@ mod tests {
     fn store(cap: usize, lines: &[usize]) -> LogStore {
         let mut s = LogStore::new(3, cap, 1);
         for (i, svc) in lines.iter().enumerate() {
-            s.push(SvcId(*svc), Status::Running, Stream::Stdout, 0, format!("l{i}"));
+            s.push(SvcId(*svc), Status::Running, Stream::Stdout, 0, Lines::one(format!("l{i}")));
         }
         s
     }
 
     fn seqs(p: &Page) -> Vec<u64> {
-        p.entries.iter().map(|e| e.seq).collect()
+        p.entries.iter().map(|e| e.seq()).collect()
+    }
+
+    #[test]
+    fn a_batch_larger_than_the_ring_keeps_its_tail() {
+        let mut s = LogStore::new(1, 3, 10);
+        let mut lines = Lines::default();
+        for i in 0..5 {
+            lines.push(&format!("x{i}"));
+        }
+        s.push(SvcId(0), Status::Running, Stream::Stdout, 0, lines);
+        let p = s.query(Some(SvcId(0)), 0, u64::MAX, 10, true);
+        assert_eq!(seqs(&p), vec![12, 13, 14]);
+        assert_eq!(p.from_disk, Some(DiskRange { after: 0, upto: 11, need: 7 }));
+        assert_eq!(s.evicted, 2);
     }
 
     #[test]

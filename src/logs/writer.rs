@@ -6,7 +6,7 @@
 //! the children: server.md section 6), writes through large buffers and flushes
 //! when idle for a moment, at least every `FLUSH_EVERY`, and on `sync`.
 
-use super::{write_entry_json, Entry};
+use super::{Batch, BatchJson};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
@@ -19,7 +19,7 @@ const FLUSH_EVERY: Duration = Duration::from_millis(200);
 const BUFFER: usize = 256 * 1024;
 
 enum Job {
-    Batch(Vec<Arc<Entry>>),
+    Batch(Arc<Batch>),
     Sync(Sender<()>),
 }
 
@@ -30,7 +30,7 @@ pub struct Writer {
 }
 
 impl Writer {
-    pub fn write(&self, batch: Vec<Arc<Entry>>) {
+    pub fn write(&self, batch: Arc<Batch>) {
         // A failed send means the writer thread is gone; it already said why.
         let _ = self.tx.send(Job::Batch(batch));
     }
@@ -51,7 +51,8 @@ struct Files {
     all: Option<BufWriter<File>>,
     per: Vec<Option<BufWriter<File>>>,
     failed: bool,
-    line: Vec<u8>,
+    /// The batch's JSON lines, written to `all.jsonl` and to the service's file.
+    buf: Vec<u8>,
 }
 
 impl Files {
@@ -73,33 +74,30 @@ impl Files {
         }
     }
 
-    fn write(&mut self, batch: &[Arc<Entry>]) {
+    fn write(&mut self, batch: &Batch) {
+        let svc = batch.svc.0;
         if self.all.is_none() {
             self.all = self.open("all");
         }
-        for e in batch {
-            self.line.clear();
-            write_entry_json(e, &self.names[e.svc.0], &mut self.line);
-            self.line.push(b'\n');
-            if self.per[e.svc.0].is_none() {
-                let name = self.names[e.svc.0].clone();
-                self.per[e.svc.0] = self.open(&name);
+        if self.per[svc].is_none() {
+            let name = self.names[svc].clone();
+            self.per[svc] = self.open(&name);
+        }
+        let json = BatchJson::new(batch, &self.names[svc]);
+        self.buf.clear();
+        for i in 0..batch.len() {
+            json.write(batch, i, &mut self.buf);
+            self.buf.push(b'\n');
+        }
+        let mut err = None;
+        for f in [&mut self.all, &mut self.per[svc]].into_iter().flatten() {
+            if let Err(x) = f.write_all(&self.buf) {
+                err = Some(x);
             }
-            let mut err = None;
-            if let Some(all) = &mut self.all {
-                if let Err(x) = all.write_all(&self.line) {
-                    err = Some(x);
-                }
-            }
-            if let Some(f) = &mut self.per[e.svc.0] {
-                if let Err(x) = f.write_all(&self.line) {
-                    err = Some(x);
-                }
-            }
-            if let Some(x) = err {
-                let dir = self.dir.clone();
-                self.fail(&dir, &x);
-            }
+        }
+        if let Some(x) = err {
+            let dir = self.dir.clone();
+            self.fail(&dir, &x);
         }
     }
 
@@ -122,7 +120,7 @@ pub fn spawn_writer(dir: PathBuf, names: Arc<[String]>) -> std::io::Result<Write
     std::fs::create_dir_all(&dir)?;
     let (tx, rx) = crossbeam_channel::unbounded();
     let per = names.iter().map(|_| None).collect();
-    let files = Files { dir, names, all: None, per, failed: false, line: Vec::with_capacity(512) };
+    let files = Files { dir, names, all: None, per, failed: false, buf: Vec::with_capacity(BUFFER) };
     std::thread::Builder::new().name("jsonl-writer".into()).spawn(move || run_writer(files, rx))?;
     Ok(Writer { tx })
 }

@@ -3,7 +3,7 @@
 //! thread (building).
 
 use crate::bus::{Command, Frame, LogQuery};
-use crate::logs::{write_entry_json, Entry};
+use crate::logs::{Batch, BatchJson};
 use crate::state::Failure;
 use serde_json::{json, Map, Value};
 
@@ -30,13 +30,13 @@ pub fn status_event(service: &str, status: &str, timestamp: &str) -> Frame {
     event("service_status", json!({"service": service, "status": status, "timestamp": timestamp}))
 }
 
-/// A `log` event, encoded without building a `Value` (hot path).
-pub fn log_event(e: &Entry, service: &str) -> Frame {
-    let mut out = Vec::with_capacity(160 + e.message.len());
+/// Line `i` of a batch as a `log` event, encoded without building a `Value` (hot path).
+pub fn log_event(b: &Batch, i: usize, json: &BatchJson, out: &mut Vec<u8>) -> Frame {
+    out.clear();
     out.extend_from_slice(br#"{"type":"event","name":"log","payload":"#);
-    write_entry_json(e, service, &mut out);
+    json.write(b, i, out);
     out.push(b'}');
-    Frame::from(String::from_utf8(out).expect("encoder writes UTF-8"))
+    Frame::from(std::str::from_utf8(out).expect("encoder writes UTF-8"))
 }
 
 fn error_object(f: &Failure) -> Value {

@@ -13,7 +13,7 @@ use crate::bus::{
     BusRx, BusTx, Frame, Msg, Outbox, SessionId, SvcId, KICK_SHUTDOWN, KICK_TOO_SLOW,
 };
 use crate::config::Config;
-use crate::logs::{format_timestamp, now_ms, read_jsonl_page, write_entry_json, Page, Writer};
+use crate::logs::{format_timestamp, now_ms, read_jsonl_page, BatchJson, Page, Writer};
 use crate::output::Printer;
 use crate::session::wire;
 use crate::supervisor::{self, signal_group};
@@ -140,16 +140,18 @@ impl Exec {
             Effect::Arm { after, svc, run, kind } => {
                 self.io.timer.arm(Instant::now() + after, svc, run, kind)
             }
-            Effect::Logs(entries) => {
-                self.io.printer.logs(&entries);
+            Effect::Logs(batch) => {
+                self.io.printer.logs(&batch);
                 if !self.sessions.is_empty() {
-                    for e in &entries {
-                        let f = wire::log_event(e, self.name(model, e.svc));
+                    let json = BatchJson::new(&batch, self.name(model, batch.svc));
+                    let mut buf = Vec::with_capacity(256);
+                    for i in 0..batch.len() {
+                        let f = wire::log_event(&batch, i, &json, &mut buf);
                         self.broadcast_log(f);
                     }
                 }
                 if let Some(w) = &self.io.writer {
-                    w.write(entries);
+                    w.write(batch);
                 }
             }
             Effect::Status { svc, status, ts_ms, note } => {
@@ -243,15 +245,19 @@ impl Exec {
         effective_limit: usize,
         model: &Model,
     ) {
-        let mut parts: Vec<Vec<u8>> = page
-            .entries
-            .iter()
-            .map(|e| {
-                let mut b = Vec::with_capacity(120 + e.message.len());
-                write_entry_json(e, self.name(model, e.svc), &mut b);
-                b
-            })
-            .collect();
+        let mut parts: Vec<Vec<u8>> = Vec::with_capacity(page.entries.len());
+        let mut shared: Option<(Arc<crate::logs::Batch>, BatchJson)> = None;
+        for line in &page.entries {
+            // Consecutive lines of one batch share the batch's encoded parts.
+            if shared.as_ref().is_none_or(|(b, _)| !Arc::ptr_eq(b, &line.batch)) {
+                let json = BatchJson::new(&line.batch, self.name(model, line.batch.svc));
+                shared = Some((line.batch.clone(), json));
+            }
+            let Some((b, json)) = &shared else { continue };
+            let mut out = Vec::with_capacity(160 + b.message(line.i as usize).len());
+            json.write(b, line.i as usize, &mut out);
+            parts.push(out);
+        }
         let Some(range) = page.from_disk else {
             let frame = encode_page(&id, &mut parts, page.truncated, effective_limit);
             self.send_to(session, frame);

@@ -7,7 +7,7 @@ use crate::bus::{
     Command, DeadlineKind, ExitInfo, LogQuery, Msg, RunId, SessionId, Sig, Status, Stream, SvcId,
 };
 use crate::config::{Config, Kind, Probe};
-use crate::logs::{Entry, LogStore, Page};
+use crate::logs::{Batch, LogStore, Lines, Page};
 use crate::plan::Plan;
 use crate::supervisor::GroupSignal;
 use std::collections::BTreeSet;
@@ -49,8 +49,8 @@ pub enum Effect {
         run: RunId,
         kind: DeadlineKind,
     },
-    /// New log entries (ring already updated): to disk, terminal and sessions.
-    Logs(Vec<Arc<Entry>>),
+    /// New log lines (ring already updated): to disk, terminal and sessions.
+    Logs(Arc<Batch>),
     /// A status transition: to terminal and sessions.
     Status {
         svc: SvcId,
@@ -257,14 +257,11 @@ impl Model {
     pub fn handle(&mut self, msg: Msg, now: i64) -> Vec<Effect> {
         let mut fx = Vec::new();
         match msg {
-            Msg::Lines { svc, stream, lines } => {
+            Msg::Lines { svc, stream, lines, permit } => {
                 // Lines of any run are kept: they were written, whatever came after.
                 let phase = self.svcs[svc.0].status;
-                let entries = lines
-                    .into_iter()
-                    .map(|l| self.store.push(svc, phase, stream, now, l))
-                    .collect();
-                fx.push(Effect::Logs(entries));
+                fx.push(Effect::Logs(self.store.push(svc, phase, stream, now, lines)));
+                drop(permit);
             }
             Msg::Spawned { svc, run, pid } => self.on_spawned(svc, run, pid, now, &mut fx),
             Msg::SpawnFailed { svc, run, error } => {
@@ -319,8 +316,8 @@ impl Model {
 
     fn system_line(&mut self, svc: SvcId, text: String, now: i64, fx: &mut Vec<Effect>) {
         let phase = self.svcs[svc.0].status;
-        let e = self.store.push(svc, phase, Stream::System, now, text);
-        fx.push(Effect::Logs(vec![e]));
+        let batch = self.store.push(svc, phase, Stream::System, now, Lines::one(text));
+        fx.push(Effect::Logs(batch));
     }
 
     fn begin_start(&mut self, svc: SvcId, now: i64, fx: &mut Vec<Effect>) {
@@ -945,13 +942,13 @@ mod tests {
     }
 
     fn system_lines(fx: &[Effect]) -> Vec<String> {
-        fx.iter()
-            .filter_map(|e| match e {
-                Effect::Logs(es) => Some(es.iter().map(|e| e.message.clone()).collect::<Vec<_>>()),
-                _ => None,
-            })
-            .flatten()
-            .collect()
+        let mut out = Vec::new();
+        for e in fx {
+            if let Effect::Logs(b) = e {
+                out.extend((0..b.len()).map(|i| b.message(i).to_string()));
+            }
+        }
+        out
     }
 
     // ids by name order: api=0, db=1, web=2

@@ -2,11 +2,13 @@
 //! their readiness and stopping them. Every thread here reports facts to the
 //! state thread over the bus and owns nothing the state thread owns.
 
+mod credit;
 mod probe;
 mod pump;
 mod spawn;
 mod stop;
 
+pub use credit::Permit;
 pub use probe::spawn_probe;
 pub use spawn::launch;
 

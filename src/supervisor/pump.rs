@@ -1,11 +1,15 @@
 //! Pump threads (`pump:<svc>:<stream>`): one per pipe, reading big chunks, cutting
-//! them into lines and sending each chunk's lines to the state thread as one batch.
+//! them into lines in place and sending each chunk's complete lines to the state
+//! thread as one `Lines` batch (one string plus spans: no allocation per line).
 //!
-//! A pump only waits on its pipe and on the bus. The bus is bounded, so a state
-//! thread that falls behind slows the child down instead of growing memory; nothing
-//! behind the state thread (disk, terminal, clients) can block it.
+//! A pump only waits on its pipe and on its byte credit. The credit bounds what
+//! may wait on the bus, so a state thread that falls behind slows the child down
+//! instead of growing memory; nothing behind the state thread (disk, terminal,
+//! clients) can block it.
 
+use super::credit::Credit;
 use crate::bus::{BusTx, Msg, Stream, SvcId};
+use crate::logs::Lines;
 use std::io::{ErrorKind, Read};
 
 /// Longest line kept whole; longer ones are split (server.md section 6).
@@ -14,83 +18,98 @@ pub const MAX_LINE: usize = 64 * 1024;
 const READ_CHUNK: usize = 256 * 1024;
 /// Kernel pipe buffer asked for, so a bursty child rarely waits on a full pipe.
 pub const PIPE_SIZE: i32 = 1024 * 1024;
+/// Bytes of read lines one pump may have waiting for the state thread.
+pub const IN_FLIGHT: usize = 16 * 1024 * 1024;
 
 pub struct Pump<R> {
     pub pipe: R,
     pub svc: SvcId,
     pub stream: Stream,
     pub bus: BusTx,
+    pub credit: Credit,
 }
 
 impl<R: Read> Pump<R> {
     /// Reads until end of file (or the state thread is gone).
     pub fn run(mut self) {
-        let mut buf = vec![0u8; READ_CHUNK];
-        let mut partial: Vec<u8> = Vec::new();
+        let mut buf = vec![0u8; READ_CHUNK + MAX_LINE];
+        // Bytes at the start of `buf` that belong to an unfinished line.
+        let mut kept = 0;
         loop {
-            let n = match self.pipe.read(&mut buf) {
+            let n = match self.pipe.read(&mut buf[kept..kept + READ_CHUNK]) {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(_) => break,
             };
-            let mut lines = Vec::new();
-            split_lines(&buf[..n], &mut partial, &mut lines);
+            let (lines, used) = split_lines(&buf[..kept + n], false);
+            buf.copy_within(used..kept + n, 0);
+            kept = kept + n - used;
             if !lines.is_empty() && !self.send(lines) {
                 return;
             }
         }
-        if !partial.is_empty() {
-            let mut lines = Vec::new();
-            push_line(&partial, &mut lines);
+        if kept > 0 {
+            let (lines, _) = split_lines(&buf[..kept], true);
             self.send(lines);
         }
     }
 
-    fn send(&self, lines: Vec<String>) -> bool {
-        self.bus.send(Msg::Lines { svc: self.svc, stream: self.stream, lines }).is_ok()
+    fn send(&self, lines: Lines) -> bool {
+        let permit = self.credit.take(lines.text.len());
+        self.bus.send(Msg::Lines { svc: self.svc, stream: self.stream, lines, permit }).is_ok()
     }
 }
 
-/// Cuts `chunk` into complete lines, carrying an unfinished one in `partial`.
-pub fn split_lines(chunk: &[u8], partial: &mut Vec<u8>, out: &mut Vec<String>) {
-    let mut rest = chunk;
-    while let Some(i) = rest.iter().position(|b| *b == b'\n') {
-        if partial.is_empty() {
-            push_line(&rest[..i], out);
-        } else {
-            partial.extend_from_slice(&rest[..i]);
-            push_line(partial, out);
-            partial.clear();
+/// Cuts `data` into lines: every line ended by `\n` (a trailing `\r` dropped),
+/// pieces of at most `MAX_LINE` bytes of an unfinished one, and, at end of file,
+/// the unfinished rest. Returns the lines and how many bytes of `data` they used.
+pub fn split_lines(data: &[u8], eof: bool) -> (Lines, usize) {
+    let mut spans = Vec::new();
+    let mut start = 0;
+    for nl in memchr::memchr_iter(b'\n', data) {
+        let mut end = nl;
+        if end > start && data[end - 1] == b'\r' {
+            end -= 1;
         }
-        rest = &rest[i + 1..];
+        push_spans(data, start, end, &mut spans);
+        start = nl + 1;
     }
-    partial.extend_from_slice(rest);
-    // An unfinished line may not grow past the cap: emit whole pieces of it now.
-    if partial.len() > MAX_LINE {
-        let mut start = 0;
-        while partial.len() - start > MAX_LINE {
-            let cut = char_boundary(&partial[start..], MAX_LINE);
-            out.push(String::from_utf8_lossy(&partial[start..start + cut]).into_owned());
-            start += cut;
+    let mut used = start;
+    if eof && used < data.len() {
+        push_spans(data, used, data.len(), &mut spans);
+        used = data.len();
+    } else if data.len() - used > MAX_LINE {
+        // An unfinished line may not grow past the cap: emit whole pieces of it now.
+        while data.len() - used > MAX_LINE {
+            let cut = char_boundary(&data[used..], MAX_LINE);
+            spans.push((used as u32, (used + cut) as u32));
+            used += cut;
         }
-        partial.drain(..start);
     }
+    let region = &data[..used];
+    let lines = match std::str::from_utf8(region) {
+        // The usual case: one copy of the whole region, spans stay as they are.
+        Ok(text) => Lines { text: text.to_owned(), spans },
+        Err(_) => {
+            let mut lines = Lines::default();
+            for (a, b) in spans {
+                lines.push(&String::from_utf8_lossy(&data[a as usize..b as usize]));
+            }
+            lines
+        }
+    };
+    (lines, used)
 }
 
-/// Pushes one line (without its `\n`), dropping a trailing `\r` and splitting it
-/// at `MAX_LINE` bytes on character boundaries.
-fn push_line(line: &[u8], out: &mut Vec<String>) {
-    let mut line = line.strip_suffix(b"\r").unwrap_or(line);
-    while line.len() > MAX_LINE {
-        let cut = char_boundary(line, MAX_LINE);
-        out.push(String::from_utf8_lossy(&line[..cut]).into_owned());
-        line = &line[cut..];
+/// Spans for one line, split at `MAX_LINE` bytes on character boundaries.
+fn push_spans(data: &[u8], mut start: usize, end: usize, spans: &mut Vec<(u32, u32)>) {
+    while end - start > MAX_LINE {
+        let cut = char_boundary(&data[start..end], MAX_LINE);
+        spans.push((start as u32, (start + cut) as u32));
+        start += cut;
     }
-    out.push(match std::str::from_utf8(line) {
-        Ok(s) => s.to_owned(),
-        Err(_) => String::from_utf8_lossy(line).into_owned(),
-    });
+    spans.push((start as u32, end as u32));
 }
 
 /// Largest cut ≤ `max` that does not fall inside a UTF-8 sequence (when it can).
@@ -114,26 +133,23 @@ fn char_boundary(bytes: &[u8], max: usize) -> usize {
 mod tests {
     use super::*;
 
-    fn split_all(chunks: &[&[u8]]) -> (Vec<String>, Vec<u8>) {
-        let mut partial = Vec::new();
-        let mut out = Vec::new();
-        for c in chunks {
-            split_lines(c, &mut partial, &mut out);
-        }
-        (out, partial)
+    fn all(lines: &Lines) -> Vec<String> {
+        (0..lines.len()).map(|i| lines.get(i).to_string()).collect()
     }
 
     #[test]
-    fn lines_are_joined_across_chunks_and_cr_is_dropped() {
-        let (out, partial) = split_all(&[b"ab", b"c\r\nde\n\nf"]);
-        assert_eq!(out, vec!["abc", "de", ""]);
-        assert_eq!(partial, b"f");
+    fn complete_lines_are_cut_and_cr_is_dropped() {
+        let (lines, used) = split_lines(b"abc\r\nde\n\nf", false);
+        assert_eq!(all(&lines), vec!["abc", "de", ""]);
+        assert_eq!(used, 9);
+        let (lines, used) = split_lines(b"f", true);
+        assert_eq!((all(&lines), used), (vec!["f".to_string()], 1));
     }
 
     #[test]
     fn invalid_utf8_is_replaced_not_dropped() {
-        let (out, _) = split_all(&[b"a\xffb\n"]);
-        assert_eq!(out, vec!["a\u{fffd}b"]);
+        let (lines, _) = split_lines(b"ok\na\xffb\n", false);
+        assert_eq!(all(&lines), vec!["ok", "a\u{fffd}b"]);
     }
 
     #[test]
@@ -141,13 +157,13 @@ mod tests {
         let mut line = vec![b'x'; MAX_LINE - 1];
         line.extend_from_slice("é".as_bytes()); // straddles the cap
         line.extend_from_slice(b"yz\n");
-        let (out, _) = split_all(&[&line]);
-        assert_eq!(out.len(), 2);
-        assert_eq!(out[0].len(), MAX_LINE - 1);
-        assert_eq!(out[1], "éyz");
+        let (lines, _) = split_lines(&line, false);
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines.get(0).len(), MAX_LINE - 1);
+        assert_eq!(lines.get(1), "éyz");
         let big = vec![b'q'; MAX_LINE * 2 + 10];
-        let (out, partial) = split_all(&[&big]);
-        assert_eq!(out.len(), 2);
-        assert_eq!(partial.len(), 10);
+        let (lines, used) = split_lines(&big, false);
+        assert_eq!(lines.len(), 2);
+        assert_eq!(big.len() - used, 10);
     }
 }

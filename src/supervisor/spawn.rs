@@ -4,7 +4,8 @@
 //! Called on the state thread (`launch` returns as soon as the child exists). The
 //! waiter thread (`wait:<svc>`) owns the child's pid until it reports `Exited`.
 
-use super::pump::{Pump, PIPE_SIZE};
+use super::credit::Credit;
+use super::pump::{Pump, IN_FLIGHT, PIPE_SIZE};
 use super::stop::{signal_group, GroupSignal};
 use crate::bus::{BusTx, ExitInfo, Msg, RunId, Stream, SvcId};
 use crate::config::ServiceCfg;
@@ -94,13 +95,15 @@ pub fn spawn_piped(
     })?;
     let pid = child.id();
     let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(0);
+    // One credit for both pipes of the run: together they hold at most IN_FLIGHT bytes.
+    let credit = Credit::new(IN_FLIGHT);
     let pipes: [(Option<Box<dyn std::io::Read + Send>>, Stream); 2] = [
         (child.stdout.take().map(|p| boxed_pipe(p.into())), Stream::Stdout),
         (child.stderr.take().map(|p| boxed_pipe(p.into())), Stream::Stderr),
     ];
     for (pipe, stream) in pipes {
         let Some(pipe) = pipe else { continue };
-        let pump = Pump { pipe, svc, stream, bus: bus.clone() };
+        let pump = Pump { pipe, svc, stream, bus: bus.clone(), credit: credit.clone() };
         let done = done_tx.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("pump:{label}:{}", stream.as_str()))

@@ -1,0 +1,254 @@
+//! Log lines in batches: what one pump read in one go, stored as one string.
+//!
+//! A batch is created once by the state thread and shared (`Arc`) by the ring,
+//! the JSONL writer, the terminal and the sessions: no per-line allocation and
+//! one clock read per batch. The JSON encoder is hand-written because it runs
+//! once per line on the hottest path; it escapes only what JSON requires.
+
+use crate::bus::{Status, Stream, SvcId};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Complete lines, back to back in `text`; line `i` is `text[spans[i].0..spans[i].1]`.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Lines {
+    pub text: String,
+    pub spans: Vec<(u32, u32)>,
+}
+
+impl Lines {
+    pub fn one(line: String) -> Lines {
+        let end = line.len() as u32;
+        Lines { text: line, spans: vec![(0, end)] }
+    }
+
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    pub fn get(&self, i: usize) -> &str {
+        let (a, b) = self.spans[i];
+        &self.text[a as usize..b as usize]
+    }
+
+    /// Appends one line.
+    pub fn push(&mut self, line: &str) {
+        let start = self.text.len() as u32;
+        self.text.push_str(line);
+        self.spans.push((start, self.text.len() as u32));
+    }
+}
+
+/// Lines of one service and stream, with their seq, phase and timestamp.
+#[derive(Debug)]
+pub struct Batch {
+    pub svc: SvcId,
+    pub stream: Stream,
+    /// The service's status when the lines were read.
+    pub phase: Status,
+    /// Unix time in milliseconds (one clock read for the batch).
+    pub ts_ms: i64,
+    /// Seq of the first line; line `i` has `seq0 + i`.
+    pub seq0: u64,
+    pub lines: Lines,
+}
+
+impl Batch {
+    pub fn len(&self) -> usize {
+        self.lines.len()
+    }
+
+    pub fn seq(&self, i: usize) -> u64 {
+        self.seq0 + i as u64
+    }
+
+    pub fn message(&self, i: usize) -> &str {
+        self.lines.get(i)
+    }
+
+    pub fn timestamp(&self) -> Timestamp {
+        timestamp(self.ts_ms)
+    }
+}
+
+/// One line of a shared batch.
+#[derive(Debug, Clone)]
+pub struct LineRef {
+    pub batch: Arc<Batch>,
+    pub i: u32,
+}
+
+impl LineRef {
+    pub fn seq(&self) -> u64 {
+        self.batch.seq(self.i as usize)
+    }
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// An RFC 3339 UTC timestamp with milliseconds: `2026-11-27T14:55:21.123Z`.
+pub type Timestamp = [u8; 24];
+
+pub fn format_timestamp(ms: i64) -> String {
+    String::from_utf8(timestamp(ms).to_vec()).expect("timestamp is ASCII")
+}
+
+pub fn timestamp(ms: i64) -> Timestamp {
+    let secs = ms.div_euclid(1000);
+    let millis = ms.rem_euclid(1000) as u32;
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400) as u32;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = (yoe + era * 400 + i64::from(month <= 2)) as u32;
+    let mut out = *b"0000-00-00T00:00:00.000Z";
+    let mut put = |at: usize, width: usize, mut v: u32| {
+        for k in (at..at + width).rev() {
+            out[k] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(0, 4, year);
+    put(5, 2, month);
+    put(8, 2, day);
+    put(11, 2, sod / 3600);
+    put(14, 2, sod / 60 % 60);
+    put(17, 2, sod % 60);
+    put(20, 3, millis);
+    out
+}
+
+/// True for bytes a JSON string cannot hold as they are.
+#[inline]
+fn needs_escape(b: u8) -> bool {
+    b < 0x20 || b == b'"' || b == b'\\'
+}
+
+/// Appends `s` as a JSON string literal.
+pub fn push_json_str(s: &str, out: &mut Vec<u8>) {
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if !needs_escape(b) {
+            continue;
+        }
+        out.extend_from_slice(&bytes[start..i]);
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            _ => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[(b >> 4) as usize]);
+                out.push(HEX[(b & 15) as usize]);
+            }
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+fn push_u64(mut v: u64, out: &mut Vec<u8>) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
+}
+
+/// The parts of a line's JSON that are the same for the whole batch.
+pub struct BatchJson {
+    /// `,"service":"api","phase":"running","stream":"stdout","message":`
+    middle: Vec<u8>,
+    /// `,"timestamp":"…"}`
+    tail: Vec<u8>,
+}
+
+impl BatchJson {
+    pub fn new(batch: &Batch, service: &str) -> BatchJson {
+        let mut middle = Vec::with_capacity(96);
+        middle.extend_from_slice(b",\"service\":");
+        push_json_str(service, &mut middle);
+        middle.extend_from_slice(b",\"phase\":\"");
+        middle.extend_from_slice(batch.phase.as_str().as_bytes());
+        middle.extend_from_slice(b"\",\"stream\":\"");
+        middle.extend_from_slice(batch.stream.as_str().as_bytes());
+        middle.extend_from_slice(b"\",\"message\":");
+        let mut tail = Vec::with_capacity(40);
+        tail.extend_from_slice(b",\"timestamp\":\"");
+        tail.extend_from_slice(&batch.timestamp());
+        tail.extend_from_slice(b"\"}");
+        BatchJson { middle, tail }
+    }
+
+    /// Appends line `i` as one JSON object (no newline): the shape of protocol.md's
+    /// `log` payload and of each JSONL line.
+    pub fn write(&self, batch: &Batch, i: usize, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"seq\":");
+        push_u64(batch.seq(i), out);
+        out.extend_from_slice(&self.middle);
+        push_json_str(batch.message(i), out);
+        out.extend_from_slice(&self.tail);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_rfc3339_utc_millis() {
+        assert_eq!(format_timestamp(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(format_timestamp(1_795_791_321_123), "2026-11-27T14:55:21.123Z");
+        assert_eq!(format_timestamp(951_782_400_000), "2000-02-29T00:00:00.000Z");
+    }
+
+    #[test]
+    fn line_json_round_trips_through_serde() {
+        let mut lines = Lines::default();
+        lines.push("first");
+        lines.push("quote \" back \\ tab \t bell \u{7} é");
+        let b = Batch {
+            svc: SvcId(0),
+            phase: Status::Ready,
+            stream: Stream::Stderr,
+            ts_ms: 1_795_791_321_123,
+            seq0: 41,
+            lines,
+        };
+        let json = BatchJson::new(&b, "a\"pi");
+        let mut out = Vec::new();
+        json.write(&b, 1, &mut out);
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["seq"], 42);
+        assert_eq!(v["service"], "a\"pi");
+        assert_eq!(v["phase"], "ready");
+        assert_eq!(v["stream"], "stderr");
+        assert_eq!(v["message"], b.message(1));
+        assert_eq!(v["timestamp"], "2026-11-27T14:55:21.123Z");
+    }
+}

@@ -1,0 +1,74 @@
+//! Byte credit between a pump and the state thread: a pump may have at most
+//! `limit` bytes of read lines waiting on the bus. Beyond that it waits (on a
+//! condition variable, not a timer) and so does the child: back-pressure with a
+//! memory bound, whatever the bus's message count.
+
+use std::sync::{Arc, Condvar, Mutex};
+
+#[derive(Clone)]
+pub struct Credit {
+    inner: Arc<(Mutex<usize>, Condvar)>,
+    limit: usize,
+}
+
+/// Bytes in flight; given back when dropped (when the state thread is done).
+pub struct Permit {
+    inner: Arc<(Mutex<usize>, Condvar)>,
+    n: usize,
+}
+
+impl Credit {
+    pub fn new(limit: usize) -> Credit {
+        Credit { inner: Arc::new((Mutex::new(0), Condvar::new())), limit }
+    }
+
+    /// Waits until `n` more bytes fit (a single oversized take is let through
+    /// when nothing else is in flight).
+    pub fn take(&self, n: usize) -> Permit {
+        let (lock, cv) = &*self.inner;
+        let mut used = lock.lock().unwrap_or_else(|e| e.into_inner());
+        while *used > 0 && *used + n > self.limit {
+            used = cv.wait(used).unwrap_or_else(|e| e.into_inner());
+        }
+        *used += n;
+        Permit { inner: self.inner.clone(), n }
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        let (lock, cv) = &*self.inner;
+        let mut used = lock.lock().unwrap_or_else(|e| e.into_inner());
+        *used -= self.n;
+        cv.notify_all();
+    }
+}
+
+impl std::fmt::Debug for Permit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Permit({})", self.n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_full_credit_blocks_until_a_permit_is_dropped() {
+        let c = Credit::new(10);
+        let p1 = c.take(8);
+        let c2 = c.clone();
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let t = std::thread::spawn(move || {
+            let _p = c2.take(5);
+            tx.send(()).unwrap();
+        });
+        assert!(rx.recv_timeout(Duration::from_millis(50)).is_err(), "must wait");
+        drop(p1);
+        rx.recv_timeout(Duration::from_secs(5)).expect("released");
+        t.join().unwrap();
+        let _big = c.take(100); // alone: let through
+    }
+}

@@ -137,10 +137,27 @@ fn needs_escape(b: u8) -> bool {
     b < 0x20 || b == b'"' || b == b'\\'
 }
 
+/// True when some byte of `bytes` must be escaped. Checks 16 bytes at a time
+/// without branching inside a block, which the compiler turns into vector code.
+fn any_escape(bytes: &[u8]) -> bool {
+    let mut blocks = bytes.chunks_exact(16);
+    for block in &mut blocks {
+        if block.iter().fold(false, |acc, &b| acc | needs_escape(b)) {
+            return true;
+        }
+    }
+    blocks.remainder().iter().any(|&b| needs_escape(b))
+}
+
 /// Appends `s` as a JSON string literal.
 pub fn push_json_str(s: &str, out: &mut Vec<u8>) {
     out.push(b'"');
     let bytes = s.as_bytes();
+    if !any_escape(bytes) {
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+        return;
+    }
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
         if !needs_escape(b) {

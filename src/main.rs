@@ -31,11 +31,6 @@ enum Fatal {
 }
 
 fn main() -> ExitCode {
-    // Before any thread exists, so every thread inherits the mask (signals.rs).
-    if let Err(e) = signals::block() {
-        eprintln!("Error: cannot block signals: {e}");
-        return ExitCode::from(1);
-    }
     match run() {
         Ok(code) => code,
         Err(Fatal::Usage(msg)) => {
@@ -107,6 +102,9 @@ fn run() -> Result<ExitCode, Fatal> {
     }
     let cfg = Arc::new(cfg);
     let (bus_tx, bus_rx) = bus::bus();
+    // Before any service can start: a Ctrl-C from now on is a clean shutdown.
+    signals::spawn_signals(bus_tx.clone())
+        .map_err(|e| Fatal::Other(format!("cannot handle signals: {e}")))?;
 
     let session = match &cfg.session.bind {
         Some(bind) => Some(start_session(&cfg, bind, token_from_config, &bus_tx)?),
@@ -131,7 +129,6 @@ fn run() -> Result<ExitCode, Fatal> {
     let store = logs::LogStore::new(cfg.services.len(), logs::DEFAULT_RING_CAPACITY, first_seq);
     let other = |e: std::io::Error| Fatal::Other(format!("cannot start a thread: {e}"));
     let timer = timer::spawn_timer(bus_tx.clone()).map_err(other)?;
-    signals::spawn_signals(bus_tx.clone()).map_err(other)?;
     let printer = output::spawn_printer(names, printer_style).map_err(other)?;
     let model = state::Model::new(cfg.clone(), plan, store);
     let io = state::Io {

@@ -1,33 +1,22 @@
-//! Signal thread (`signals`): the only place SIGINT, SIGTERM and SIGHUP arrive.
+//! Signal thread (`signals`): SIGINT, SIGTERM and SIGHUP become `Msg::Signal`.
 //!
-//! `block` runs on the main thread before any other thread exists, so every
-//! thread inherits the mask and the signals queue up for `sigwait` here. Children
-//! start with an empty mask (std resets it when spawning).
+//! signal-hook installs handlers that write to a self-pipe, and this thread
+//! reads it. Not `sigwait`: that needs the signals blocked in every thread, and a
+//! blocked mask is inherited by every child the server spawns, so services would
+//! never see the SIGTERM meant to stop them. Handlers, unlike masks, are reset
+//! to the default on `exec`.
 
 use crate::bus::{BusTx, Msg, Sig};
-use nix::sys::signal::{SigSet, Signal};
-
-fn set() -> SigSet {
-    let mut s = SigSet::empty();
-    s.add(Signal::SIGINT);
-    s.add(Signal::SIGTERM);
-    s.add(Signal::SIGHUP);
-    s
-}
-
-pub fn block() -> nix::Result<()> {
-    set().thread_block()
-}
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
 pub fn spawn_signals(bus: BusTx) -> std::io::Result<()> {
-    std::thread::Builder::new().name("signals".into()).spawn(move || loop {
-        let sig = match set().wait() {
-            Ok(Signal::SIGINT) => Sig::Interrupt,
-            Ok(_) => Sig::Terminate,
-            Err(_) => continue,
-        };
-        if bus.send(Msg::Signal(sig)).is_err() {
-            return;
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
+    std::thread::Builder::new().name("signals".into()).spawn(move || {
+        for sig in signals.forever() {
+            let sig = if sig == SIGINT { Sig::Interrupt } else { Sig::Terminate };
+            if bus.send(Msg::Signal(sig)).is_err() {
+                return;
+            }
         }
     })?;
     Ok(())

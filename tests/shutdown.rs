@@ -41,6 +41,11 @@ fn shutdown_uses_stop_cmd_kills_stubborn_and_grandchildren_but_nothing_else() {
     );
     assert!(out.contains("stubborn | [flowlayer] stopped (killed by signal 9 (SIGKILL))"), "{out}");
     assert!(out.contains("shutdown: all services stopped"), "{out}");
+    // Issue 5 regression: children must not inherit a blocked SIGTERM.
+    assert!(
+        out.contains("sleeper  | [flowlayer] stopped (killed by signal 15 (SIGTERM))"),
+        "{out}"
+    );
     wait_until(Duration::from_secs(5), "grandchild to die", || !alive(grandchild));
     assert!(alive(bystander.id() as i32), "an unrelated process was killed");
     bystander.kill().unwrap();

@@ -7,6 +7,7 @@
 //! when idle for a moment, at least every `FLUSH_EVERY`, and on `sync`.
 
 use super::{Batch, BatchJson};
+use crate::supervisor::{Credit, Permit};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
@@ -19,20 +20,27 @@ const FLUSH_EVERY: Duration = Duration::from_millis(200);
 const BUFFER: usize = 256 * 1024;
 
 enum Job {
-    Batch(Arc<Batch>),
+    Batch(Arc<Batch>, Permit),
     Sync(Sender<()>),
 }
+
+/// Bytes of log lines that may wait for the disk. Beyond that the state thread
+/// waits for the writer (and so, through their credits, do the pumps): memory
+/// stays bounded even when the disk is slower than the services.
+pub const WRITE_BACKLOG: usize = 64 * 1024 * 1024;
 
 /// Handle held by the state thread.
 #[derive(Clone)]
 pub struct Writer {
     tx: Sender<Job>,
+    backlog: Credit,
 }
 
 impl Writer {
     pub fn write(&self, batch: Arc<Batch>) {
+        let permit = self.backlog.take(batch.lines.text.len());
         // A failed send means the writer thread is gone; it already said why.
-        let _ = self.tx.send(Job::Batch(batch));
+        let _ = self.tx.send(Job::Batch(batch, permit));
     }
 
     /// Blocks until everything sent before has been flushed to the files.
@@ -120,9 +128,10 @@ pub fn spawn_writer(dir: PathBuf, names: Arc<[String]>) -> std::io::Result<Write
     std::fs::create_dir_all(&dir)?;
     let (tx, rx) = crossbeam_channel::unbounded();
     let per = names.iter().map(|_| None).collect();
-    let files = Files { dir, names, all: None, per, failed: false, buf: Vec::with_capacity(BUFFER) };
+    let files =
+        Files { dir, names, all: None, per, failed: false, buf: Vec::with_capacity(BUFFER) };
     std::thread::Builder::new().name("jsonl-writer".into()).spawn(move || run_writer(files, rx))?;
-    Ok(Writer { tx })
+    Ok(Writer { tx, backlog: Credit::new(WRITE_BACKLOG) })
 }
 
 fn run_writer(mut files: Files, rx: Receiver<Job>) {
@@ -148,8 +157,9 @@ fn run_writer(mut files: Files, rx: Receiver<Job>) {
             },
         };
         match job {
-            Job::Batch(b) => {
+            Job::Batch(b, permit) => {
                 files.write(&b);
+                drop(permit);
                 let since = *dirty_since.get_or_insert_with(Instant::now);
                 if since.elapsed() >= FLUSH_EVERY {
                     files.flush();

@@ -7,7 +7,7 @@ use crate::bus::{
     Command, DeadlineKind, ExitInfo, LogQuery, Msg, RunId, SessionId, Sig, Status, Stream, SvcId,
 };
 use crate::config::{Config, Kind, Probe};
-use crate::logs::{Batch, LogStore, Lines, Page};
+use crate::logs::{Batch, Lines, LogStore, Page};
 use crate::plan::Plan;
 use crate::supervisor::GroupSignal;
 use std::collections::BTreeSet;

@@ -8,7 +8,7 @@ mod pump;
 mod spawn;
 mod stop;
 
-pub use credit::Permit;
+pub use credit::{Credit, Permit};
 pub use probe::spawn_probe;
 pub use spawn::launch;
 

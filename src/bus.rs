@@ -136,8 +136,9 @@ pub struct LogQuery {
     pub before_seq: Option<u64>,
 }
 
-/// A frame ready to go to sessions, serialised once and shared.
-pub type Frame = std::sync::Arc<str>;
+/// A WebSocket text frame ready for the wire (header and JSON payload), encoded
+/// once and shared by every session it goes to.
+pub type Frame = std::sync::Arc<[u8]>;
 
 /// How the state thread reaches one session thread: a bounded queue of frames,
 /// a flag asking the session to close (`KICK_*`), and a waker so the session
@@ -220,4 +221,12 @@ pub type BusRx = Receiver<Msg>;
 
 pub fn bus() -> (BusTx, BusRx) {
     crossbeam_channel::bounded(BUS_CAPACITY)
+}
+
+/// The control channel: requests from sessions and signals. The state thread
+/// always takes these before anything waiting on the bus, so a flood of log
+/// batches never delays a command or a Ctrl-C (protocol.md: commands are handled
+/// concurrently with events).
+pub fn control() -> (BusTx, BusRx) {
+    crossbeam_channel::bounded(1024)
 }

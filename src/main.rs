@@ -102,12 +102,13 @@ fn run() -> Result<ExitCode, Fatal> {
     }
     let cfg = Arc::new(cfg);
     let (bus_tx, bus_rx) = bus::bus();
+    let (ctl_tx, ctl_rx) = bus::control();
     // Before any service can start: a Ctrl-C from now on is a clean shutdown.
-    signals::spawn_signals(bus_tx.clone())
+    signals::spawn_signals(ctl_tx.clone())
         .map_err(|e| Fatal::Other(format!("cannot handle signals: {e}")))?;
 
     let session = match &cfg.session.bind {
-        Some(bind) => Some(start_session(&cfg, bind, token_from_config, &bus_tx)?),
+        Some(bind) => Some(start_session(&cfg, bind, token_from_config, &ctl_tx)?),
         None => None,
     };
 
@@ -141,7 +142,7 @@ fn run() -> Result<ExitCode, Fatal> {
     };
     let state = std::thread::Builder::new()
         .name("state".into())
-        .spawn(move || state::run_state(model, io, bus_rx))
+        .spawn(move || state::run_state(model, io, bus_rx, ctl_rx))
         .map_err(other)?;
     state.join().map_err(|_| Fatal::Other("the state thread panicked".into()))?;
     Ok(ExitCode::SUCCESS)

@@ -18,8 +18,26 @@ pub const CAPABILITIES: [&str; 7] = [
     "stop_all",
 ];
 
+/// A server-to-client text frame: FIN + text opcode, unmasked, then the payload.
+pub fn text_frame(payload: &[u8]) -> Frame {
+    let n = payload.len();
+    let mut out = Vec::with_capacity(n + 10);
+    out.push(0x81);
+    if n < 126 {
+        out.push(n as u8);
+    } else if n <= u16::MAX as usize {
+        out.push(126);
+        out.extend_from_slice(&(n as u16).to_be_bytes());
+    } else {
+        out.push(127);
+        out.extend_from_slice(&(n as u64).to_be_bytes());
+    }
+    out.extend_from_slice(payload);
+    Frame::from(out)
+}
+
 fn frame(v: Value) -> Frame {
-    Frame::from(v.to_string())
+    text_frame(v.to_string().as_bytes())
 }
 
 pub fn event(name: &str, payload: Value) -> Frame {
@@ -36,7 +54,7 @@ pub fn log_event(b: &Batch, i: usize, json: &BatchJson, out: &mut Vec<u8>) -> Fr
     out.extend_from_slice(br#"{"type":"event","name":"log","payload":"#);
     json.write(b, i, out);
     out.push(b'}');
-    Frame::from(std::str::from_utf8(out).expect("encoder writes UTF-8"))
+    text_frame(out)
 }
 
 fn error_object(f: &Failure) -> Value {
@@ -82,7 +100,7 @@ pub fn logs_result(
     out.extend_from_slice(br#","effective_limit":"#);
     out.extend_from_slice(effective_limit.to_string().as_bytes());
     out.extend_from_slice(b"}}}");
-    Frame::from(String::from_utf8(out).expect("encoder writes UTF-8"))
+    text_frame(&out)
 }
 
 pub fn error(id: Option<&str>, code: &str, message: &str) -> Frame {
@@ -216,6 +234,20 @@ fn parse_command(name: &str, p: &Map<String, Value>) -> Result<Command, Rejectio
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn frames_carry_the_right_length_header() {
+        for n in [0usize, 125, 126, 65_535, 65_536] {
+            let f = text_frame(&vec![b'x'; n]);
+            assert_eq!(f[0], 0x81);
+            let (len, head) = match f[1] {
+                126 => (u16::from_be_bytes([f[2], f[3]]) as usize, 4),
+                127 => (u64::from_be_bytes(f[2..10].try_into().unwrap()) as usize, 10),
+                l => (l as usize, 2),
+            };
+            assert_eq!((len, f.len() - head), (n, n));
+        }
+    }
 
     fn code(text: &str) -> &'static str {
         match parse_incoming(text) {

@@ -6,13 +6,18 @@
 //! frames from its bounded queue only while the socket takes them; a client that
 //! stops reading leaves the queue full, and the state thread then drops its `log`
 //! events or, for a status event, asks it to close (protocol.md).
+//!
+//! Outgoing frames arrive already encoded for the wire (shared by all sessions),
+//! so sending one is a copy. tungstenite reads and answers pings and closes; its
+//! writes land in the same ordered buffer (`Conn::out`) as ours, so frames never
+//! interleave on the socket.
 
 use super::http::{error_body, respond, Head};
 use super::listen::Ctx;
 use super::wire::{self, Incoming, CAPABILITIES};
 use crate::bus::{Msg, Outbox, SessionId, KICK_NONE, KICK_SHUTDOWN, KICK_TOO_SLOW};
 use mio::{Events, Interest, Poll, Token, Waker};
-use std::io::{ErrorKind, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
@@ -24,8 +29,8 @@ use tungstenite::{Error as WsError, Message, WebSocket};
 pub const OUTBOX_FRAMES: usize = 4096;
 /// Largest client message (protocol.md: close 1009 beyond).
 pub const MAX_CLIENT_MESSAGE: usize = 1024 * 1024;
-/// Frames moved from the queue to the socket between two flushes.
-const BATCH: usize = 256;
+/// Bytes of frames taken from the queue at a time (then written to the socket).
+const WRITE_CHUNK: usize = 256 * 1024;
 
 const SOCKET: Token = Token(0);
 const WAKE: Token = Token(1);
@@ -68,12 +73,13 @@ pub fn run_session(mut stream: TcpStream, head: Head, id: SessionId, ctx: &Ctx) 
     let config = WebSocketConfig::default()
         .max_message_size(Some(MAX_CLIENT_MESSAGE))
         .max_frame_size(Some(MAX_CLIENT_MESSAGE))
-        .write_buffer_size(64 * 1024);
-    let ws = WebSocket::from_partially_read(sock, head.rest, Role::Server, Some(config));
+        .write_buffer_size(0);
+    let conn = Conn { sock, out: Vec::new(), sent: 0 };
+    let ws = WebSocket::from_partially_read(conn, head.rest, Role::Server, Some(config));
     let (tx, rx) = crossbeam_channel::bounded(OUTBOX_FRAMES);
     let kick = Arc::new(AtomicU8::new(KICK_NONE));
     let outbox = Outbox { frames: tx, kick: kick.clone(), waker: Arc::new(waker) };
-    let mut s = Session { ws, id, ctx, frames: rx, kick, blocked: false };
+    let mut s = Session { ws, id, ctx, frames: rx, kick };
     let hello = wire::event(
         "hello",
         serde_json::json!({
@@ -84,7 +90,8 @@ pub fn run_session(mut stream: TcpStream, head: Head, id: SessionId, ctx: &Ctx) 
             "instance_id": ctx.instance_id,
         }),
     );
-    if s.ws.write(Message::text(hello.to_string())).is_err() || s.flush() == Flow::Done {
+    s.ws.get_mut().out.extend_from_slice(&hello);
+    if s.write_queued() == Flow::Done {
         return;
     }
     if ctx.bus.send(Msg::Opened { session: id, outbox }).is_err() {
@@ -101,21 +108,49 @@ enum Flow {
     Done,
 }
 
+/// The socket as tungstenite sees it: reads come from the socket, writes go to
+/// `out`, which the session writes to the socket in order.
+struct Conn {
+    sock: mio::net::TcpStream,
+    out: Vec<u8>,
+    /// Bytes of `out` already on the socket.
+    sent: usize,
+}
+
+impl Read for Conn {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.sock.read(buf)
+    }
+}
+
+impl Write for Conn {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.out.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 struct Session<'a> {
-    ws: WebSocket<mio::net::TcpStream>,
+    ws: WebSocket<Conn>,
     id: SessionId,
     ctx: &'a Ctx,
     frames: crossbeam_channel::Receiver<crate::bus::Frame>,
     kick: Arc<AtomicU8>,
-    /// The socket refused our last flush: wait for it to become writable.
-    blocked: bool,
 }
 
 impl Session<'_> {
     fn run(&mut self, mut poll: Poll) {
         let mut events = Events::with_capacity(8);
         loop {
-            if self.read_all() == Flow::Done || self.check_kick() == Flow::Done {
+            if self.read_all() == Flow::Done {
+                // Best effort: the answer to a client's close, if any.
+                self.write_queued();
+                return;
+            }
+            if self.check_kick() == Flow::Done {
                 return;
             }
             if self.write_queued() == Flow::Done {
@@ -129,41 +164,31 @@ impl Session<'_> {
         }
     }
 
-    fn flush(&mut self) -> Flow {
-        match self.ws.flush() {
-            Ok(()) => {
-                self.blocked = false;
-                Flow::Go
-            }
-            Err(WsError::Io(e)) if e.kind() == ErrorKind::WouldBlock => {
-                self.blocked = true;
-                Flow::Go
-            }
-            Err(_) => Flow::Done,
-        }
-    }
-
-    /// Moves queued frames to the socket while it takes them.
+    /// Writes `out`, refilling it from the queue, while the socket takes it.
     fn write_queued(&mut self) -> Flow {
+        // tungstenite's own frames (pongs, close) into `out`; it cannot block.
+        if self.ws.flush().is_err() {
+            return Flow::Done;
+        }
         loop {
-            if self.flush() == Flow::Done {
-                return Flow::Done;
-            }
-            if self.blocked {
-                return Flow::Go;
-            }
-            let mut moved = 0;
-            while moved < BATCH {
-                let Ok(frame) = self.frames.try_recv() else { break };
-                match self.ws.write(Message::text(frame.to_string())) {
-                    Ok(()) => {}
-                    Err(WsError::Io(e)) if e.kind() == ErrorKind::WouldBlock => {}
-                    Err(_) => return Flow::Done,
+            let c = self.ws.get_mut();
+            if c.sent == c.out.len() {
+                c.out.clear();
+                c.sent = 0;
+                while c.out.len() < WRITE_CHUNK {
+                    let Ok(frame) = self.frames.try_recv() else { break };
+                    c.out.extend_from_slice(&frame);
                 }
-                moved += 1;
+                if c.out.is_empty() {
+                    return Flow::Go;
+                }
             }
-            if moved == 0 {
-                return Flow::Go;
+            match c.sock.write(&c.out[c.sent..]) {
+                Ok(0) => return Flow::Done,
+                Ok(n) => c.sent += n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Flow::Go,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => return Flow::Done,
             }
         }
     }
@@ -177,10 +202,17 @@ impl Session<'_> {
             KICK_SHUTDOWN => (CloseCode::Away, "server shutting down"),
             _ => return Flow::Go,
         };
-        let _ = self.ws.close(Some(CloseFrame { code, reason: reason.into() }));
-        // Best effort: the client may not be reading at all.
-        let _ = self.ws.flush();
+        self.close(code, reason);
         Flow::Done
+    }
+
+    /// Queues a close frame and writes what the socket takes (the client may not
+    /// be reading at all).
+    fn close(&mut self, code: CloseCode, reason: &'static str) {
+        let _ = self.ws.close(Some(CloseFrame { code, reason: reason.into() }));
+        let _ = self.ws.flush();
+        let c = self.ws.get_mut();
+        let _ = c.sock.write(&c.out[c.sent..]);
     }
 
     fn read_all(&mut self) -> Flow {
@@ -194,11 +226,7 @@ impl Session<'_> {
                 Ok(Message::Close(_)) => {}
                 Err(WsError::Io(e)) if e.kind() == ErrorKind::WouldBlock => return Flow::Go,
                 Err(WsError::Capacity(_)) => {
-                    let _ = self.ws.close(Some(CloseFrame {
-                        code: CloseCode::Size,
-                        reason: "message larger than 1 MiB".into(),
-                    }));
-                    let _ = self.ws.flush();
+                    self.close(CloseCode::Size, "message larger than 1 MiB");
                     return Flow::Done;
                 }
                 Err(_) => return Flow::Done,
@@ -207,8 +235,7 @@ impl Session<'_> {
     }
 
     fn reply(&mut self, frame: crate::bus::Frame) {
-        // Errors surface on the next read or flush, which ends the session.
-        let _ = self.ws.write(Message::text(frame.to_string()));
+        self.ws.get_mut().out.extend_from_slice(&frame);
     }
 
     fn on_text(&mut self, text: &str) {

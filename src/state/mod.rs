@@ -58,8 +58,9 @@ struct Exec {
     exit: bool,
 }
 
-/// Runs the state thread until shutdown completes.
-pub fn run_state(mut model: Model, io: Io, rx: BusRx) {
+/// Runs the state thread until shutdown completes. `ctl` (sessions, signals) is
+/// always served before `rx` (everything else).
+pub fn run_state(mut model: Model, io: Io, rx: BusRx, ctl: BusRx) {
     let mut ex = Exec {
         io,
         probes: HashMap::new(),
@@ -72,10 +73,16 @@ pub fn run_state(mut model: Model, io: Io, rx: BusRx) {
     while !ex.exit {
         let msg = match ex.local.pop_front() {
             Some(m) => m,
-            None => match rx.recv() {
-                Ok(m) => m,
-                Err(_) => break,
-            },
+            None => {
+                let got = crossbeam_channel::select_biased! {
+                    recv(ctl) -> m => m,
+                    recv(rx) -> m => m,
+                };
+                match got {
+                    Ok(m) => m,
+                    Err(_) => break,
+                }
+            }
         };
         match msg {
             Msg::Opened { session, outbox } => ex.open(session, outbox, &model),
@@ -142,14 +149,7 @@ impl Exec {
             }
             Effect::Logs(batch) => {
                 self.io.printer.logs(&batch);
-                if !self.sessions.is_empty() {
-                    let json = BatchJson::new(&batch, self.name(model, batch.svc));
-                    let mut buf = Vec::with_capacity(256);
-                    for i in 0..batch.len() {
-                        let f = wire::log_event(&batch, i, &json, &mut buf);
-                        self.broadcast_log(f);
-                    }
-                }
+                self.broadcast_logs(&batch, model);
                 if let Some(w) = &self.io.writer {
                     w.write(batch);
                 }
@@ -177,11 +177,28 @@ impl Exec {
         }
     }
 
-    /// Queues a `log` event for every session with room for it; the others miss it.
-    fn broadcast_log(&mut self, frame: Frame) {
+    /// Queues a batch's `log` events for every session, as many as each has room
+    /// for (the rest it misses, counted), and wakes each session once. Frames are
+    /// encoded once, and only when some session can take them.
+    fn broadcast_logs(&mut self, batch: &crate::logs::Batch, model: &Model) {
+        let room = |slot: &Slot| LOG_FRAMES_MAX.saturating_sub(slot.outbox.frames.len());
+        let most = self.sessions.values().map(room).max().unwrap_or(0).min(batch.len());
+        let mut frames = Vec::with_capacity(most);
+        if most > 0 {
+            let json = BatchJson::new(batch, self.name(model, batch.svc));
+            let mut buf = Vec::with_capacity(256);
+            frames.extend((0..most).map(|i| wire::log_event(batch, i, &json, &mut buf)));
+        }
         for slot in self.sessions.values_mut() {
-            if slot.outbox.frames.len() >= LOG_FRAMES_MAX || !slot.outbox.push(frame.clone()) {
-                slot.dropped_logs += 1;
+            let take = room(slot).min(frames.len());
+            let sent = frames[..take]
+                .iter()
+                .take_while(|f| slot.outbox.frames.try_send((*f).clone()).is_ok())
+                .count();
+            slot.dropped_logs += (batch.len() - sent) as u64;
+            if sent > 0 {
+                // A failed wake means the session thread is gone; Closed follows.
+                let _ = slot.outbox.waker.wake();
             }
         }
     }

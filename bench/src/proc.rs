@@ -1,0 +1,190 @@
+//! Processes, clocks, /proc readings and a minimal protocol client for the bench.
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use serde_json::{json, Value};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tungstenite::client::IntoClientRequest;
+use tungstenite::{Message, WebSocket};
+
+pub fn mono_ns() -> u128 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .map(|t| t.tv_sec() as u128 * 1_000_000_000 + t.tv_nsec() as u128)
+        .unwrap_or(0)
+}
+
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
+    l.local_addr().expect("addr").port()
+}
+
+pub fn work_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("fl-bench-{}-{tag}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("work dir");
+    d
+}
+
+/// Polls `f` every millisecond until it is true or `timeout` passes.
+pub fn wait(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    false
+}
+
+pub fn alive(pid: i32) -> bool {
+    if kill(Pid::from_raw(pid), None).is_err() {
+        return false;
+    }
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    !matches!(stat.rsplit(')').next().and_then(|r| r.split_whitespace().next()), Some("Z") | None)
+}
+
+/// `(key value)` from /proc/<pid>/status in kB.
+pub fn status_kb(pid: u32, key: &str) -> f64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    s.lines()
+        .find(|l| l.starts_with(key))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+/// On-CPU nanoseconds of every thread of `pid` (schedstat), and exited threads
+/// through the process's own counters in /proc/<pid>/stat (ticks).
+pub fn cpu_ns(pid: u32) -> f64 {
+    let mut total = 0.0;
+    if let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for t in rd.flatten() {
+            let s = std::fs::read_to_string(t.path().join("schedstat")).unwrap_or_default();
+            total += s.split_whitespace().next().and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        }
+    }
+    total
+}
+
+/// `<event> <unix_ms> <pid> <mono_ns>` lines of a helper mark file.
+pub fn marks(path: &Path) -> Vec<(String, i32, u128)> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            Some((f.first()?.to_string(), f.get(2)?.parse().ok()?, f.get(3)?.parse().ok()?))
+        })
+        .collect()
+}
+
+pub struct Server {
+    pub child: Child,
+    pub dir: PathBuf,
+    pub port: u16,
+    pub launched_ns: u128,
+}
+
+pub const TOKEN: &str = "bench";
+
+impl Server {
+    /// Writes `config` (with `session` added) to `dir` and starts the server there.
+    pub fn start(server: &Path, dir: &Path, mut config: Value) -> Server {
+        let port = free_port();
+        config["session"] = json!({"bind": format!("127.0.0.1:{port}"), "token": TOKEN});
+        std::fs::write(dir.join("flowlayer.jsonc"), config.to_string()).expect("config");
+        let out = std::fs::File::create(dir.join("server.out")).expect("stdout");
+        let launched_ns = mono_ns();
+        let child = Command::new(server)
+            .arg("flowlayer.jsonc")
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn server");
+        let s = Server { child, dir: dir.to_path_buf(), port, launched_ns };
+        let addr = s.addr();
+        assert!(
+            wait(Duration::from_secs(10), || TcpStream::connect(&addr).is_ok()),
+            "server did not listen"
+        );
+        s
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn stdout_has(&self, needle: &str) -> bool {
+        std::fs::read_to_string(self.dir.join("server.out")).unwrap_or_default().contains(needle)
+    }
+
+    pub fn stop(self) {
+        let dir = self.dir.clone();
+        self.stop_keep();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Stops the server and keeps its directory (the log files are read after).
+    pub fn stop_keep(mut self) {
+        let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM);
+        let _ = self.child.wait();
+    }
+}
+
+pub struct Client {
+    pub ws: WebSocket<TcpStream>,
+    n: u64,
+}
+
+impl Client {
+    pub fn connect(addr: &str) -> Client {
+        let stream = TcpStream::connect(addr).expect("connect");
+        let _ = stream.set_nodelay(true);
+        let mut req = format!("ws://{addr}/ws").into_client_request().expect("request");
+        req.headers_mut()
+            .insert("Authorization", format!("Bearer {TOKEN}").parse().expect("header"));
+        let (ws, _) = tungstenite::client::client(req, stream).expect("handshake");
+        Client { ws, n: 0 }
+    }
+
+    /// Next text frame, raw (shared bytes, no copy).
+    pub fn next(&mut self) -> Option<tungstenite::Utf8Bytes> {
+        loop {
+            match self.ws.read() {
+                Ok(Message::Text(t)) => return Some(t),
+                Ok(Message::Close(_)) | Err(_) => return None,
+                Ok(_) => {}
+            }
+        }
+    }
+
+    /// Sends a command and returns its result payload, skipping other frames.
+    pub fn call(&mut self, name: &str, payload: Value) -> Value {
+        self.n += 1;
+        let id = format!("b{}", self.n);
+        let frame = json!({"type":"command","id":id,"name":name,"payload":payload}).to_string();
+        self.ws.send(Message::text(frame)).expect("send");
+        loop {
+            let text = self.next().expect("connection open");
+            // Log events are most of the traffic during a flood: skip them unparsed.
+            if text.starts_with("{\"type\":\"event\"") || !text.contains(&id) {
+                continue;
+            }
+            let v: Value = serde_json::from_str(&text).expect("json");
+            if v["type"] == "result" && v["id"] == id.as_str() {
+                return v["payload"].clone();
+            }
+        }
+    }
+}

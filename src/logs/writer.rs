@@ -27,7 +27,7 @@ enum Job {
 /// Bytes of log lines that may wait for the disk. Beyond that the state thread
 /// waits for the writer (and so, through their credits, do the pumps): memory
 /// stays bounded even when the disk is slower than the services.
-pub const WRITE_BACKLOG: usize = 64 * 1024 * 1024;
+pub const WRITE_BACKLOG: usize = 32 * 1024 * 1024;
 
 /// Handle held by the state thread.
 #[derive(Clone)]

@@ -951,6 +951,10 @@ mod tests {
         out
     }
 
+    fn command(m: &mut Model, id: &str, cmd: Command) -> Vec<Effect> {
+        m.handle(Msg::Command { session: SessionId(1), id: id.into(), cmd }, NOW)
+    }
+
     // ids by name order: api=0, db=1, web=2
     const STACK: &str = r#"{"services":{
         "db":{"cmd":"x","port":5432,"ready":{"type":"tcp"}},
@@ -995,14 +999,7 @@ mod tests {
         let fx = m.boot(NOW);
         spawned(&mut m, &fx);
         // Restart: stop run 1, start run 2.
-        let fx = m.handle(
-            Msg::Command {
-                session: SessionId(1),
-                id: "r".into(),
-                cmd: Command::RestartService("a".into()),
-            },
-            NOW,
-        );
+        let fx = command(&mut m, "r", Command::RestartService("a".into()));
         assert!(fx
             .iter()
             .any(|e| matches!(e, Effect::Signal { pid: 100, sig: GroupSignal::Term })));
@@ -1024,14 +1021,7 @@ mod tests {
         let mut m = model(r#"{"services":{"a":{"cmd":"x"}}}"#);
         let fx = m.boot(NOW);
         spawned(&mut m, &fx);
-        let fx = m.handle(
-            Msg::Command {
-                session: SessionId(1),
-                id: "s".into(),
-                cmd: Command::StopService("a".into()),
-            },
-            NOW,
-        );
+        let fx = command(&mut m, "s", Command::StopService("a".into()));
         assert!(fx.iter().any(|e| matches!(e, Effect::Arm { after, .. } if *after == STOP_GRACE)));
         assert_eq!(m.status(SvcId(0)), Status::Stopping);
         let fx = m.handle(
@@ -1076,9 +1066,7 @@ mod tests {
         let mut m = model(r#"{"services":{"a":{"cmd":"x"}}}"#);
         let fx = m.boot(NOW);
         spawned(&mut m, &fx);
-        let cmd = |m: &mut Model, id: &str, c: Command| {
-            m.handle(Msg::Command { session: SessionId(1), id: id.into(), cmd: c }, NOW)
-        };
+        let cmd = command;
         cmd(&mut m, "1", Command::StopService("a".into()));
         for (id, c) in [
             ("2", Command::StopService("a".into())),

@@ -16,10 +16,13 @@ use std::io::{ErrorKind, Read};
 pub const MAX_LINE: usize = 64 * 1024;
 /// How much one `read` may take from the pipe.
 const READ_CHUNK: usize = 256 * 1024;
-/// Kernel pipe buffer asked for, so a bursty child rarely waits on a full pipe.
-pub const PIPE_SIZE: i32 = 1024 * 1024;
+/// Kernel pipe buffer sizes asked for, largest first, so a bursty child rarely
+/// waits on a full pipe while its pump is off the CPU. Unprivileged users may not
+/// go past /proc/sys/fs/pipe-max-size (1 MiB by default); the kernel allocates
+/// the pages only as data arrives.
+pub const PIPE_SIZES: [i32; 3] = [8 * 1024 * 1024, 4 * 1024 * 1024, 1024 * 1024];
 /// Bytes of read lines one pump may have waiting for the state thread.
-pub const IN_FLIGHT: usize = 16 * 1024 * 1024;
+pub const IN_FLIGHT: usize = 8 * 1024 * 1024;
 
 pub struct Pump<R> {
     pub pipe: R,

@@ -5,7 +5,7 @@
 //! waiter thread (`wait:<svc>`) owns the child's pid until it reports `Exited`.
 
 use super::credit::Credit;
-use super::pump::{Pump, IN_FLIGHT, PIPE_SIZE};
+use super::pump::{Pump, IN_FLIGHT, PIPE_SIZES};
 use super::stop::{signal_group, GroupSignal};
 use crate::bus::{BusTx, ExitInfo, Msg, RunId, Stream, SvcId};
 use crate::config::ServiceCfg;
@@ -132,9 +132,13 @@ pub fn spawn_piped(
 }
 
 fn boxed_pipe(fd: std::os::fd::OwnedFd) -> Box<dyn std::io::Read + Send> {
-    // A bigger pipe lets a bursty child write without waiting for the pump. The
-    // kernel may refuse the size (pipe-max-size); the default pipe still works.
-    let _ = nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_SETPIPE_SZ(PIPE_SIZE));
+    // A bigger pipe lets a bursty child write without waiting for the pump. If
+    // the kernel refuses every size, the default pipe still works.
+    for size in PIPE_SIZES {
+        if nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_SETPIPE_SZ(size)).is_ok() {
+            break;
+        }
+    }
     Box::new(std::fs::File::from(fd))
 }
 

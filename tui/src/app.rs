@@ -616,8 +616,8 @@ impl App {
                 self.view.follow = true;
                 self.view.trim();
             }
-            Key::Char('s') => self.action_start(now),
-            Key::Char('x') => self.action_stop(now),
+            Key::Char('s') => self.action(true, now),
+            Key::Char('x') => self.action(false, now),
             _ => {}
         }
         Flow::Continue
@@ -669,55 +669,35 @@ impl App {
         !self.ready
     }
 
-    fn action_start(&mut self, now: Instant) {
+    /// `s` (start, or restart a running service) and `x` (stop) on the selection;
+    /// on `all logs`, `start_all` and `stop_all`.
+    fn action(&mut self, start: bool, now: Instant) {
         if self.not_ready() {
             return;
         }
         let Some(name) = self.selected.clone() else {
-            self.send(
-                "start_all",
-                Value::Null,
-                Pending::Action { label: "start all".into(), service: None },
-                now,
-            );
+            let (cmd, label) =
+                if start { ("start_all", "start all") } else { ("stop_all", "stop all") };
+            let what = Pending::Action { label: label.into(), service: None };
+            self.send(cmd, Value::Null, what, now);
             return;
         };
         if self.busy.contains(&name) {
             return self.say(format!("{name}: a command is already in flight"), Tone::Info);
         }
-        let (cmd, label) = match self.status_of(&name) {
-            Some("running") | Some("ready") => ("restart_service", "restart"),
-            Some("starting") | Some("stopping") => {
-                let st = self.status_of(&name).unwrap_or("").to_string();
-                return self.say(format!("{name} is {st}: wait for it"), Tone::Info);
+        let (cmd, label) = match (start, self.status_of(&name)) {
+            (false, _) => ("stop_service", "stop"),
+            (true, Some("running") | Some("ready")) => ("restart_service", "restart"),
+            (true, Some(st @ ("starting" | "stopping"))) => {
+                let text = format!("{name} is {st}: wait for it");
+                return self.say(text, Tone::Info);
             }
-            _ => ("start_service", "start"),
+            (true, _) => ("start_service", "start"),
         };
         self.busy.insert(name.clone());
         let what =
             Pending::Action { label: format!("{label} {name}"), service: Some(name.clone()) };
         self.send(cmd, json!({ "service": name }), what, now);
-    }
-
-    fn action_stop(&mut self, now: Instant) {
-        if self.not_ready() {
-            return;
-        }
-        let Some(name) = self.selected.clone() else {
-            self.send(
-                "stop_all",
-                Value::Null,
-                Pending::Action { label: "stop all".into(), service: None },
-                now,
-            );
-            return;
-        };
-        if self.busy.contains(&name) {
-            return self.say(format!("{name}: a command is already in flight"), Tone::Info);
-        }
-        self.busy.insert(name.clone());
-        let what = Pending::Action { label: format!("stop {name}"), service: Some(name.clone()) };
-        self.send("stop_service", json!({ "service": name }), what, now);
     }
 }
 

@@ -140,12 +140,14 @@ pub struct LogQuery {
 /// once and shared by every session it goes to.
 pub type Frame = std::sync::Arc<[u8]>;
 
-/// How the state thread reaches one session thread: a bounded queue of frames,
-/// a flag asking the session to close (`KICK_*`), and a waker so the session
-/// thread, asleep in `mio::Poll`, notices either.
+/// How the state thread reaches one session thread: two bounded queues (replies
+/// and status events, which go out first; `log` events, best effort), a flag
+/// asking the session to close (`KICK_*`), and a waker so the session thread,
+/// asleep in `mio::Poll`, notices any of them.
 #[derive(Clone)]
 pub struct Outbox {
     pub frames: Sender<Frame>,
+    pub logs: Sender<Frame>,
     pub kick: std::sync::Arc<std::sync::atomic::AtomicU8>,
     pub waker: std::sync::Arc<mio::Waker>,
 }

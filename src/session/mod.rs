@@ -10,4 +10,4 @@ pub mod wire;
 mod ws;
 
 pub use listen::{dial_addr, start, SessionHandle};
-pub use ws::OUTBOX_FRAMES;
+pub use ws::OUTBOX_LOGS;

@@ -25,12 +25,17 @@ use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tungstenite::{Error as WsError, Message, WebSocket};
 
-/// Frames a session may have queued before its `log` events are dropped.
-pub const OUTBOX_FRAMES: usize = 4096;
+/// Status events and replies a session may have queued before it is closed.
+pub const OUTBOX_FRAMES: usize = 1024;
+/// `log` events a session may have queued before further ones are dropped.
+pub const OUTBOX_LOGS: usize = 4096;
+/// Kernel send buffer of a session socket: small enough that a reply never
+/// waits behind megabytes of log events already handed to the kernel.
+const SEND_BUFFER: usize = 256 * 1024;
 /// Largest client message (protocol.md: close 1009 beyond).
 pub const MAX_CLIENT_MESSAGE: usize = 1024 * 1024;
-/// Bytes of frames taken from the queue at a time (then written to the socket).
-const WRITE_CHUNK: usize = 256 * 1024;
+/// Bytes of frames taken from the queues at a time (then written to the socket).
+const WRITE_CHUNK: usize = 64 * 1024;
 
 const SOCKET: Token = Token(0);
 const WAKE: Token = Token(1);
@@ -63,6 +68,8 @@ pub fn run_session(mut stream: TcpStream, head: Head, id: SessionId, ctx: &Ctx) 
     {
         return;
     }
+    // A smaller buffer only costs throughput to a client that reads at full speed.
+    let _ = nix::sys::socket::setsockopt(&stream, nix::sys::socket::sockopt::SndBuf, &SEND_BUFFER);
     let Ok(poll) = Poll::new() else { return };
     let Ok(waker) = Waker::new(poll.registry(), WAKE) else { return };
     let mut sock = mio::net::TcpStream::from_std(stream);
@@ -77,9 +84,10 @@ pub fn run_session(mut stream: TcpStream, head: Head, id: SessionId, ctx: &Ctx) 
     let conn = Conn { sock, out: Vec::new(), sent: 0 };
     let ws = WebSocket::from_partially_read(conn, head.rest, Role::Server, Some(config));
     let (tx, rx) = crossbeam_channel::bounded(OUTBOX_FRAMES);
+    let (log_tx, log_rx) = crossbeam_channel::bounded(OUTBOX_LOGS);
     let kick = Arc::new(AtomicU8::new(KICK_NONE));
-    let outbox = Outbox { frames: tx, kick: kick.clone(), waker: Arc::new(waker) };
-    let mut s = Session { ws, id, ctx, frames: rx, kick };
+    let outbox = Outbox { frames: tx, logs: log_tx, kick: kick.clone(), waker: Arc::new(waker) };
+    let mut s = Session { ws, id, ctx, frames: rx, logs: log_rx, kick };
     let hello = wire::event(
         "hello",
         serde_json::json!({
@@ -138,6 +146,7 @@ struct Session<'a> {
     id: SessionId,
     ctx: &'a Ctx,
     frames: crossbeam_channel::Receiver<crate::bus::Frame>,
+    logs: crossbeam_channel::Receiver<crate::bus::Frame>,
     kick: Arc<AtomicU8>,
 }
 
@@ -175,8 +184,11 @@ impl Session<'_> {
             if c.sent == c.out.len() {
                 c.out.clear();
                 c.sent = 0;
+                // Replies and status events first, then log events.
                 while c.out.len() < WRITE_CHUNK {
-                    let Ok(frame) = self.frames.try_recv() else { break };
+                    let Ok(frame) = self.frames.try_recv().or_else(|_| self.logs.try_recv()) else {
+                        break;
+                    };
                     c.out.extend_from_slice(&frame);
                 }
                 if c.out.is_empty() {

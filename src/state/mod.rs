@@ -25,10 +25,9 @@ use std::time::{Duration, Instant};
 
 /// Largest `get_logs` result frame (protocol.md: the official client refuses 16 MiB).
 pub const MAX_RESULT_BYTES: usize = 8 * 1024 * 1024;
-/// A session's queue takes `log` events only while it holds fewer frames than this;
-/// the rest of its capacity is kept for status events and replies, so a client
-/// that reads, even slowly, is never closed because of a log flood.
-pub const LOG_FRAMES_MAX: usize = crate::session::OUTBOX_FRAMES * 3 / 4;
+/// `log` events a session may have waiting; they have a queue of their own, so a
+/// client that reads, even slowly, is never closed because of a log flood.
+pub const LOG_FRAMES_MAX: usize = crate::session::OUTBOX_LOGS;
 /// How long shutdown waits for the disk and the terminal to take the last lines.
 const FINAL_FLUSH: Duration = Duration::from_secs(5);
 
@@ -181,7 +180,7 @@ impl Exec {
     /// for (the rest it misses, counted), and wakes each session once. Frames are
     /// encoded once, and only when some session can take them.
     fn broadcast_logs(&mut self, batch: &crate::logs::Batch, model: &Model) {
-        let room = |slot: &Slot| LOG_FRAMES_MAX.saturating_sub(slot.outbox.frames.len());
+        let room = |slot: &Slot| LOG_FRAMES_MAX.saturating_sub(slot.outbox.logs.len());
         let most = self.sessions.values().map(room).max().unwrap_or(0).min(batch.len());
         let mut frames = Vec::with_capacity(most);
         if most > 0 {
@@ -193,7 +192,7 @@ impl Exec {
             let take = room(slot).min(frames.len());
             let sent = frames[..take]
                 .iter()
-                .take_while(|f| slot.outbox.frames.try_send((*f).clone()).is_ok())
+                .take_while(|f| slot.outbox.logs.try_send((*f).clone()).is_ok())
                 .count();
             slot.dropped_logs += (batch.len() - sent) as u64;
             if sent > 0 {

@@ -127,3 +127,24 @@ fn a_restarted_server_keeps_seq_increasing_for_a_reconnecting_client() {
     assert!(!after.is_empty());
     assert!(after.iter().all(|s| *s > last));
 }
+
+#[test]
+fn a_result_frame_stays_under_8_mib() {
+    let mut s = Server::start_with("tests/big.jsonc", Opts::default());
+    s.wait_started();
+    let mut c = connect(&s);
+    crate::support::wait_until(T, "200 big lines", || {
+        let (_, r) = c.call("get_logs", json!({"service": "big", "limit": 1, "after_seq": 0}));
+        r["data"]["entries"][0]["message"].as_str().is_some_and(|m| m.starts_with("line 200x"))
+    });
+    let id = c.command("get_logs", json!({"service": "big", "limit": 1000}));
+    c.ack(&id);
+    let res = c.result(&id, T);
+    let size = res.to_string().len();
+    assert!(size < 8 * 1024 * 1024, "result of {size} bytes");
+    let entries = res["payload"]["data"]["entries"].as_array().unwrap();
+    assert!(entries.len() > 100 && entries.len() < 200, "{} entries", entries.len());
+    assert_eq!(res["payload"]["data"]["truncated"], true);
+    // The newest are kept: the last one is line 200.
+    assert!(entries.last().unwrap()["message"].as_str().unwrap().starts_with("line 200x"));
+}

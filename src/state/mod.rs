@@ -288,7 +288,12 @@ impl Exec {
         };
         let truncated = page.truncated;
         let id_copy = id.clone();
+        let writer = self.io.writer.clone();
         let spawned = std::thread::Builder::new().name("logs-page".into()).spawn(move || {
+            // Lines just evicted from memory may still be in the writer's buffers.
+            if let Some(w) = writer {
+                w.sync(Duration::from_secs(5));
+            }
             let (older, more) = read_jsonl_page(&file, range.after, range.upto, range.need)
                 .unwrap_or((Vec::new(), false));
             let mut all: Vec<Vec<u8>> = older.into_iter().map(String::into_bytes).collect();

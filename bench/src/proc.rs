@@ -48,7 +48,7 @@ pub fn alive(pid: i32) -> bool {
     !matches!(stat.rsplit(')').next().and_then(|r| r.split_whitespace().next()), Some("Z") | None)
 }
 
-/// `(key value)` from /proc/<pid>/status in kB.
+/// The value of `key` in `/proc/<pid>/status`, in kB.
 pub fn status_kb(pid: u32, key: &str) -> f64 {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     s.lines()
@@ -58,8 +58,7 @@ pub fn status_kb(pid: u32, key: &str) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
-/// On-CPU nanoseconds of every thread of `pid` (schedstat), and exited threads
-/// through the process's own counters in /proc/<pid>/stat (ticks).
+/// On-CPU nanoseconds of the live threads of `pid` (`/proc/<pid>/task/*/schedstat`).
 pub fn cpu_ns(pid: u32) -> f64 {
     let mut total = 0.0;
     if let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/task")) {

@@ -215,6 +215,10 @@ impl App {
                 self.on_server(env, now);
                 Flow::Continue
             }
+            Event::Log(entry) => {
+                self.on_log(entry);
+                Flow::Continue
+            }
             Event::Link(state) => {
                 self.on_link(state);
                 Flow::Continue
@@ -333,14 +337,8 @@ impl App {
                 }
             }
             ("event", Some("log")) => {
-                if !self.ready {
-                    return;
-                }
                 if let Ok(e) = serde_json::from_value::<Entry>(env.payload) {
-                    // Also while a page is on its way: the merge dedupes by seq.
-                    if self.view.wants(&e) {
-                        self.view.merge(vec![e]);
-                    }
+                    self.on_log(e);
                 }
             }
             ("ack", _) => {
@@ -378,6 +376,13 @@ impl App {
             }
             // Unknown events and types: ignored (forward compatibility).
             _ => {}
+        }
+    }
+
+    fn on_log(&mut self, e: Entry) {
+        // Also while a page is on its way: the merge dedupes by seq.
+        if self.ready && self.view.wants(&e) {
+            self.view.merge(vec![e]);
         }
     }
 

@@ -1,13 +1,15 @@
 //! Everything the UI thread reacts to. Produced by the input, signal and link
 //! threads; consumed by `App::update`.
 
-use crate::wire::Envelope;
+use crate::wire::{Entry, Envelope};
 use termion::event::Key;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     Key(Key),
     Server(Envelope),
+    /// A `log` event, parsed straight into an entry (most of the traffic).
+    Log(Entry),
     Link(LinkState),
     /// A command frame could not be written (not connected, or the write failed).
     SendFailed {

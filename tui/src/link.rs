@@ -108,8 +108,12 @@ fn run_reader(addr: String, token: Option<String>, slot: Slot, events: Sender<Ev
                 let why = loop {
                     match reader.read() {
                         Ok(Message::Text(t)) => {
-                            if let Some(env) = crate::wire::parse(t.as_str()) {
-                                if events.send(Event::Server(env)).is_err() {
+                            let ev = match crate::wire::parse_log(t.as_str()) {
+                                Some(entry) => Some(Event::Log(entry)),
+                                None => crate::wire::parse(t.as_str()).map(Event::Server),
+                            };
+                            if let Some(ev) = ev {
+                                if events.send(ev).is_err() {
                                     return;
                                 }
                             }

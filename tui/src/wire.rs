@@ -55,6 +55,24 @@ pub fn parse(text: &str) -> Option<Envelope> {
     serde_json::from_str(text).ok()
 }
 
+#[derive(Deserialize)]
+struct LogEvent {
+    #[serde(rename = "type")]
+    kind: String,
+    name: String,
+    payload: Entry,
+}
+
+/// A `log` event parsed without building a generic JSON value: a flood is
+/// mostly these, and typed parsing keeps the link thread ahead of it.
+pub fn parse_log(text: &str) -> Option<Entry> {
+    if !text.contains("\"log\"") {
+        return None;
+    }
+    let e: LogEvent = serde_json::from_str(text).ok()?;
+    (e.kind == "event" && e.name == "log").then_some(e.payload)
+}
+
 pub fn command(id: &str, name: &str, payload: Value) -> String {
     json!({"type": "command", "id": id, "name": name, "payload": payload}).to_string()
 }
@@ -75,5 +93,16 @@ mod tests {
         .unwrap();
         assert_eq!(entry.clock(), "14:55:21.123");
         assert_eq!(entry.seq, 1795791321000001);
+    }
+
+    #[test]
+    fn log_events_parse_typed_and_other_frames_do_not() {
+        let t =
+            r#"{"type":"event","name":"log","payload":{"seq":3,"service":"a","message":"log"}}"#;
+        assert_eq!(parse_log(t).unwrap().seq, 3);
+        let t = r#"{"payload":{"seq":3},"name":"log","type":"event","x":[]}"#;
+        assert_eq!(parse_log(t).unwrap().seq, 3, "any field order");
+        assert!(parse_log(r#"{"type":"event","name":"snapshot","payload":{"log":1}}"#).is_none());
+        assert!(parse_log(r#"{"type":"result","id":"log","payload":{}}"#).is_none());
     }
 }

@@ -129,3 +129,33 @@ fn a_wrong_token_says_so() {
     t.wait("invalid token", |sc| sc.contains("invalid token"));
     s.shutdown();
 }
+
+/// Runs the server on a small stack inside tmux and returns the screen with escapes.
+fn server_screen_in_tmux(extra_env: &str, flags: &str) -> String {
+    let dir = crate::support::temp_dir("color");
+    let cfg = crate::support::write_config("tests/oneshot_fail.jsonc", &dir, &[]);
+    let cmd = format!(
+        "cd {} && {extra_env} {} {} {flags}; sleep 30",
+        dir.display(),
+        crate::support::SERVER,
+        cfg.display()
+    );
+    let t = Tmux::start(&cmd);
+    t.wait("startup", |sc| sc.contains("STARTUP COMPLETE"));
+    let out = Command::new("tmux")
+        .args(["-L", &t.socket, "capture-pane", "-p", "-e", "-t", "t"])
+        .output()
+        .expect("capture");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn colour_on_a_terminal_unless_no_color_or_the_flag() {
+    let coloured = server_screen_in_tmux("", "");
+    assert!(coloured.contains("\x1b["), "a terminal gets colour:\n{coloured}");
+    for (env, flags) in [("NO_COLOR=1", ""), ("", "--no-color")] {
+        let plain = server_screen_in_tmux(env, flags);
+        assert!(plain.contains("STARTUP COMPLETE"));
+        assert!(!plain.contains("\x1b[3"), "{env} {flags} still coloured:\n{plain}");
+    }
+}

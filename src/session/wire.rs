@@ -44,6 +44,20 @@ pub fn event(name: &str, payload: Value) -> Frame {
     frame(json!({"type": "event", "name": name, "payload": payload}))
 }
 
+/// The first frame of every session.
+pub fn hello(instance_id: &str) -> Frame {
+    event(
+        "hello",
+        json!({
+            "protocol_version": 1,
+            "server": "flowlayer",
+            "capabilities": CAPABILITIES,
+            "server_version": env!("CARGO_PKG_VERSION"),
+            "instance_id": instance_id,
+        }),
+    )
+}
+
 pub fn status_event(service: &str, status: &str, timestamp: &str) -> Frame {
     event("service_status", json!({"service": service, "status": status, "timestamp": timestamp}))
 }
@@ -234,6 +248,75 @@ fn parse_command(name: &str, p: &Map<String, Value>) -> Result<Command, Rejectio
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The JSON inside a wire frame.
+    fn payload(f: &Frame) -> Value {
+        let start = match f[1] {
+            126 => 4,
+            127 => 10,
+            _ => 2,
+        };
+        serde_json::from_slice(&f[start..]).unwrap()
+    }
+
+    fn sample(name: &str) -> Value {
+        let path = format!("{}/spec/samples/{name}.json", env!("CARGO_MANIFEST_DIR"));
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn frames_match_the_spec_samples() {
+        let hello = payload(&hello("3f0c8a52-6c2e-4d0e-9a57-2b1d4f7e9c10"));
+        assert_eq!(hello, sample("hello"));
+        let st = status_event("api", "stopping", "2026-11-27T14:55:21.123Z");
+        assert_eq!(payload(&st), sample("service_status"));
+        assert_eq!(payload(&ack("7", &Ok(()))), sample("ack_accepted"));
+        let busy = Failure::new("service_busy", "service \"api\" is stopping");
+        assert_eq!(payload(&ack("8", &Err(busy))), sample("ack_rejected"));
+        let ok = Ok(json!({"service": "api", "status": "running"}));
+        assert_eq!(payload(&result("7", &ok)), sample("result_service"));
+        let failed = Failure {
+            code: "service_failed",
+            message: "cannot start now (still stopping): api".into(),
+            failed_services: Some(vec!["api".into()]),
+        };
+        assert_eq!(payload(&result("10", &Err(failed))), sample("result_failed"));
+        assert_eq!(
+            payload(&error(Some("11"), "missing_name", "command has no \"name\"")),
+            sample("error")
+        );
+        let mut lines = crate::logs::Lines::default();
+        lines.push("GET /health 200");
+        let b = Batch {
+            svc: crate::bus::SvcId(0),
+            stream: crate::bus::Stream::Stderr,
+            phase: crate::bus::Status::Ready,
+            ts_ms: 1_795_791_321_123,
+            seq0: 1_795_791_321_000_001,
+            lines,
+        };
+        let mut buf = Vec::new();
+        let log = log_event(&b, 0, &BatchJson::new(&b, "api"), &mut buf);
+        assert_eq!(payload(&log), sample("log"));
+        let entry = sample("result_logs")["payload"]["data"]["entries"][0].to_string();
+        let page = logs_result("9", entry.as_bytes(), false, 500);
+        assert_eq!(payload(&page), sample("result_logs"));
+    }
+
+    #[test]
+    fn sample_commands_parse() {
+        let get_logs = sample("command_get_logs").to_string();
+        let Incoming::Command { id, cmd: Command::GetLogs(q) } = parse_incoming(&get_logs) else {
+            panic!("not get_logs")
+        };
+        assert_eq!(id, "12");
+        assert_eq!((q.limit, q.before_seq), (Some(100), Some(1_795_791_321_000_500)));
+        let snap = sample("command_null_payload").to_string();
+        assert_eq!(
+            parse_incoming(&snap),
+            Incoming::Command { id: "13".into(), cmd: Command::GetSnapshot }
+        );
+    }
 
     #[test]
     fn frames_carry_the_right_length_header() {

@@ -14,7 +14,7 @@
 
 use super::http::{error_body, respond, Head};
 use super::listen::Ctx;
-use super::wire::{self, Incoming, CAPABILITIES};
+use super::wire::{self, Incoming};
 use crate::bus::{Msg, Outbox, SessionId, KICK_NONE, KICK_SHUTDOWN, KICK_TOO_SLOW};
 use mio::{Events, Interest, Poll, Token, Waker};
 use std::io::{ErrorKind, Read, Write};
@@ -88,16 +88,7 @@ pub fn run_session(mut stream: TcpStream, head: Head, id: SessionId, ctx: &Ctx) 
     let kick = Arc::new(AtomicU8::new(KICK_NONE));
     let outbox = Outbox { frames: tx, logs: log_tx, kick: kick.clone(), waker: Arc::new(waker) };
     let mut s = Session { ws, id, ctx, frames: rx, logs: log_rx, kick };
-    let hello = wire::event(
-        "hello",
-        serde_json::json!({
-            "protocol_version": 1,
-            "server": "flowlayer",
-            "capabilities": CAPABILITIES,
-            "server_version": env!("CARGO_PKG_VERSION"),
-            "instance_id": ctx.instance_id,
-        }),
-    );
+    let hello = wire::hello(&ctx.instance_id);
     s.ws.get_mut().out.extend_from_slice(&hello);
     if s.write_queued() == Flow::Done {
         return;

@@ -106,3 +106,42 @@ mod tests {
         assert!(parse_log(r#"{"type":"result","id":"log","payload":{}}"#).is_none());
     }
 }
+
+/// The protocol samples in spec/samples, read the way this client reads frames.
+#[cfg(test)]
+mod samples {
+    use super::*;
+
+    fn sample(name: &str) -> String {
+        let path = format!("{}/../spec/samples/{name}.json", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read_to_string(path).unwrap()
+    }
+
+    #[test]
+    fn every_sample_parses() {
+        for name in [
+            "hello",
+            "snapshot",
+            "service_status",
+            "ack_accepted",
+            "ack_rejected",
+            "result_service",
+            "result_logs",
+            "result_failed",
+            "error",
+        ] {
+            let env = parse(&sample(name)).unwrap_or_else(|| panic!("{name} does not parse"));
+            assert!(!env.kind.is_empty(), "{name}");
+            assert!(parse_log(&sample(name)).is_none(), "{name} is not a log event");
+        }
+        let log = parse_log(&sample("log")).unwrap();
+        assert_eq!(
+            (log.seq, log.stream.as_str(), log.clock()),
+            (1795791321000001, "stderr", "14:55:21.123")
+        );
+        let page = parse(&sample("result_logs")).unwrap();
+        let entries: Vec<Entry> =
+            serde_json::from_value(page.payload["data"]["entries"].clone()).unwrap();
+        assert_eq!(entries[0].message, "listening");
+    }
+}

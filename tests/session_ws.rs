@@ -208,3 +208,30 @@ fn a_stalled_client_does_not_hold_back_the_others_or_the_children() {
     let text = std::fs::read_to_string(s.dir.join("logs/flood.jsonl")).unwrap();
     assert_eq!(text.lines().filter(|l| l.contains("FLOOD1:")).count(), 200_000);
 }
+
+#[test]
+fn pings_are_answered_and_oversized_messages_close_with_1009() {
+    let s = session();
+    let mut c = connect(&s);
+    c.ws.send(tungstenite::Message::Ping(b"hi".to_vec().into())).unwrap();
+    let pong = loop {
+        match c.ws.read().unwrap() {
+            tungstenite::Message::Pong(p) => break p,
+            _ => continue,
+        }
+    };
+    assert_eq!(&pong[..], b"hi");
+    let big = format!(
+        r#"{{"type":"command","id":"x","name":"get_snapshot","pad":"{}"}}"#,
+        "x".repeat(1100 * 1024)
+    );
+    c.ws.send(tungstenite::Message::text(big)).unwrap();
+    let code = loop {
+        match c.ws.read() {
+            Ok(tungstenite::Message::Close(f)) => break f.map(|f| u16::from(f.code)),
+            Ok(_) => continue,
+            Err(e) => panic!("expected a close frame, got {e}"),
+        }
+    };
+    assert_eq!(code, Some(1009));
+}

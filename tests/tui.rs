@@ -159,3 +159,24 @@ fn colour_on_a_terminal_unless_no_color_or_the_flag() {
         assert!(!plain.contains("\x1b[3"), "{env} {flags} still coloured:\n{plain}");
     }
 }
+
+#[test]
+fn client_command_line_version_help_and_errors() {
+    let run = |args: &[&str]| {
+        let out = Command::new(tui()).args(args).output().expect("run client");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    assert_eq!(run(&["--version"]).1, "flowlayer-client-tui 1.0.0\n");
+    let (code, help, _) = run(&["-h"]);
+    assert_eq!(code, Some(0));
+    assert!(help.contains("-config") && help.contains("-addr") && help.contains("-token"));
+    for bad in [&["stray"][..], &["--nope"], &["-addr"], &["-config", "/no/such/file.jsonc"]] {
+        let (code, _, err) = run(bad);
+        assert_eq!(code, Some(2), "{bad:?}");
+        assert!(err.starts_with("Error: ") && err.contains("Usage:"), "{bad:?}: {err}");
+    }
+}

@@ -39,3 +39,12 @@ fn syntax_errors_give_line_and_column() {
     assert_eq!(code, 2);
     assert!(err.contains("Error: config s.jsonc: syntax error at line 3:"), "{err}");
 }
+
+#[test]
+fn the_bundled_demo_config_is_valid() {
+    // `-s 0` is refused only after the config loaded cleanly.
+    let demo = crate::support::fixture_dir().join("demo");
+    let (code, _, err) = run_cli(&["flowlayer.jsonc", "-s", "0"], &demo);
+    assert_eq!(code, 2);
+    assert!(err.starts_with("Error: -s \"0\""), "the demo config has problems:\n{err}");
+}

@@ -89,6 +89,19 @@ fn select_a_service_stop_it_and_start_it_from_the_keyboard() {
     });
     // The log panel shows the service's own lines, following the tail.
     t.wait("tick lines", |sc| sc.contains("tick ") && sc.contains("[system] stopped"));
+    // Resizing redraws at the new size (80x24 is the smallest supported).
+    let ok = Command::new("tmux")
+        .args(["-L", &t.socket, "resize-window", "-t", "t", "-x", "80", "-y", "24"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "tmux resize-window");
+    t.wait("redrawn at 80x24", |sc| {
+        let lines: Vec<&str> = sc.lines().collect();
+        lines.len() >= 24
+            && lines[0].chars().count() == 80
+            && lines[22].starts_with("● connected")
+            && lines[23].starts_with("q quit")
+    });
     t.keys(&["q"]);
     wait_until(T, "client exit", || !t.screen().contains("services"));
     s.shutdown();

@@ -20,6 +20,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+/// How long plain HTTP requests in flight at shutdown may take to finish.
+const HTTP_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// A fatal problem before the services start; `main` prints it and exits.
 enum Fatal {
     /// Bad input: `Error: <message>` lines, the help, exit 2.
@@ -132,6 +135,7 @@ fn run() -> Result<ExitCode, Fatal> {
     let timer = timer::spawn_timer(bus_tx.clone()).map_err(other)?;
     let printer = output::spawn_printer(names, printer_style).map_err(other)?;
     let model = state::Model::new(cfg.clone(), plan, store);
+    let requests = session.as_ref().map(|s| s.requests.clone());
     let io = state::Io {
         cfg: cfg.clone(),
         bus: bus_tx,
@@ -145,6 +149,9 @@ fn run() -> Result<ExitCode, Fatal> {
         .spawn(move || state::run_state(model, io, bus_rx, ctl_rx))
         .map_err(other)?;
     state.join().map_err(|_| Fatal::Other("the state thread panicked".into()))?;
+    if let Some(r) = requests {
+        r.wait_idle(HTTP_GRACE);
+    }
     Ok(ExitCode::SUCCESS)
 }
 

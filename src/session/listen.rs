@@ -12,11 +12,54 @@ use crate::bus::{BusTx, SessionId};
 use crate::config::BindAddr;
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// Plain HTTP requests being answered, so shutdown can give them time to finish.
+#[derive(Default)]
+pub struct InFlight {
+    count: Mutex<usize>,
+    idle: Condvar,
+}
+
+/// Counts one request while alive.
+struct Request(Arc<InFlight>);
+
+impl Request {
+    fn begin(f: &Arc<InFlight>) -> Request {
+        *f.count.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        Request(f.clone())
+    }
+}
+
+impl Drop for Request {
+    fn drop(&mut self) {
+        let mut n = self.0.count.lock().unwrap_or_else(|e| e.into_inner());
+        *n -= 1;
+        self.0.idle.notify_all();
+    }
+}
+
+impl InFlight {
+    /// Waits until no request is in flight, at most `limit`.
+    pub fn wait_idle(&self, limit: Duration) {
+        let end = Instant::now() + limit;
+        let mut n = self.count.lock().unwrap_or_else(|e| e.into_inner());
+        while *n > 0 {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            n = self.idle.wait_timeout(n, left).unwrap_or_else(|e| e.into_inner()).0;
+        }
+    }
+}
 
 pub struct SessionHandle {
     pub addr: SocketAddr,
     stopping: Arc<AtomicBool>,
+    /// Shutdown waits on this (server.md section 5: up to 2 s).
+    pub requests: Arc<InFlight>,
 }
 
 impl SessionHandle {
@@ -53,17 +96,19 @@ pub fn start(bind: &BindAddr, token: String, bus: BusTx) -> std::io::Result<Sess
     let listener = TcpListener::bind(&addrs[..])?;
     let addr = listener.local_addr()?;
     let stopping = Arc::new(AtomicBool::new(false));
+    let requests = Arc::new(InFlight::default());
     let ctx = Arc::new(Ctx {
         token,
         bus,
         next_id: AtomicU64::new(1),
         instance_id: crate::token::uuid_v4()?,
+        requests: requests.clone(),
     });
     let flag = stopping.clone();
     std::thread::Builder::new()
         .name("session-accept".into())
         .spawn(move || run_accept(listener, ctx, flag))?;
-    Ok(SessionHandle { addr, stopping })
+    Ok(SessionHandle { addr, stopping, requests })
 }
 
 pub struct Ctx {
@@ -71,6 +116,7 @@ pub struct Ctx {
     pub bus: BusTx,
     next_id: AtomicU64,
     pub instance_id: String,
+    requests: Arc<InFlight>,
 }
 
 fn run_accept(listener: TcpListener, ctx: Arc<Ctx>, stopping: Arc<AtomicBool>) {
@@ -113,6 +159,7 @@ fn authorize(head: &Head, token: &str) -> Result<(), (u16, String)> {
 }
 
 fn serve(mut stream: TcpStream, ctx: Arc<Ctx>) {
+    let request = Request::begin(&ctx.requests);
     let _ = stream.set_nodelay(true);
     let head = match read_head(&mut stream) {
         Ok(h) => h,
@@ -131,6 +178,8 @@ fn serve(mut stream: TcpStream, ctx: Arc<Ctx>) {
     match (head.method.as_str(), path) {
         ("GET", "/health") => respond(&mut stream, 200, r#"{"ok":true}"#),
         ("GET", "/ws") => {
+            // A session is not a request in flight: shutdown closes it instead.
+            drop(request);
             let id = SessionId(ctx.next_id.fetch_add(1, Ordering::Relaxed));
             ws::run_session(stream, head, id, &ctx);
         }

@@ -1,6 +1,7 @@
 //! flowlayer-client-tui: parse the command line, set up the terminal (restored on
 //! exit and on panic), start the input, signal and link threads, then run the UI
-//! loop: wait for an event, drain all pending ones into `App::update`, draw once.
+//! loop: wait for an event, drain pending ones into `App::update` (keys first,
+//! server events for at most one frame's time), draw once.
 
 mod app;
 mod cli;
@@ -12,12 +13,13 @@ mod ui;
 mod wire;
 
 use app::{App, Flow};
+use crossbeam_channel::Receiver;
 use event::Event;
 use ratatui::backend::TermionBackend;
 use ratatui::Terminal;
 use std::io::Write;
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use termion::raw::IntoRawMode;
 use termion::screen::IntoAlternateScreen;
 
@@ -63,10 +65,39 @@ fn usage_error(msg: &str) -> ExitCode {
     ExitCode::from(2)
 }
 
+/// Server events waiting for the UI thread. Bounded: when the UI cannot keep up
+/// with a flood, the link thread stops reading, the server's queue for this
+/// session fills, and the server drops log events for it (they stay available
+/// through `get_logs`) instead of this process growing.
+const LINK_QUEUE: usize = 8192;
+/// Longest the UI spends applying server events before it draws and reads keys.
+const FRAME_BUDGET: Duration = Duration::from_millis(16);
+
+/// The next event: keys and signals first; `None` when `deadline` passed.
+fn next_event(
+    input: &Receiver<Event>,
+    link: &Receiver<Event>,
+    deadline: Option<Instant>,
+) -> Option<Event> {
+    let got = match deadline {
+        Some(d) => crossbeam_channel::select_biased! {
+            recv(input) -> m => m,
+            recv(link) -> m => m,
+            default(d.saturating_duration_since(Instant::now())) => return None,
+        },
+        None => crossbeam_channel::select_biased! {
+            recv(input) -> m => m,
+            recv(link) -> m => m,
+        },
+    };
+    Some(got.unwrap_or(Event::Quit))
+}
+
 fn run(mut app: App) -> std::io::Result<()> {
-    let (tx, rx) = crossbeam_channel::unbounded::<Event>();
-    input::spawn_signals(tx.clone())?;
-    let link = link::spawn_link(app.addr.clone(), app.token.clone(), tx.clone())?;
+    let (input_tx, input_rx) = crossbeam_channel::unbounded::<Event>();
+    let (link_tx, link_rx) = crossbeam_channel::bounded::<Event>(LINK_QUEUE);
+    input::spawn_signals(input_tx.clone())?;
+    let link = link::spawn_link(app.addr.clone(), app.token.clone(), link_tx)?;
     let stdout = std::io::stdout().into_raw_mode()?.into_alternate_screen()?;
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
@@ -78,32 +109,28 @@ fn run(mut app: App) -> std::io::Result<()> {
     }));
     let mut terminal = Terminal::new(TermionBackend::new(stdout))?;
     terminal.hide_cursor()?;
-    input::spawn_input(tx)?;
+    input::spawn_input(input_tx)?;
     loop {
         app.log_rows = ui::log_rows(terminal.size()?.into(), &app);
         terminal.draw(|f| ui::render(f, &app))?;
         // Sleep until an event, or until the earliest command deadline.
-        let first = match app.next_deadline() {
-            Some(d) => match rx.recv_deadline(d) {
-                Ok(ev) => Some(ev),
-                Err(crossbeam_channel::RecvTimeoutError::Timeout) => None,
-                Err(_) => break,
-            },
-            None => match rx.recv() {
-                Ok(ev) => Some(ev),
-                Err(_) => break,
-            },
-        };
-        // Drain, then draw once: a log flood costs one frame per batch.
-        let mut flow = match first {
+        let mut flow = match next_event(&input_rx, &link_rx, app.next_deadline()) {
             Some(ev) => app.update(ev, Instant::now()),
             None => app.update(Event::Resize, Instant::now()),
         };
+        // Drain, then draw once: keys first, then server events for at most one
+        // frame's time, so a flood can neither freeze the screen nor the keys.
+        let budget = Instant::now() + FRAME_BUDGET;
         while flow == Flow::Continue {
-            match rx.try_recv() {
-                Ok(ev) => flow = app.update(ev, Instant::now()),
-                Err(_) => break,
-            }
+            let ev = match input_rx.try_recv() {
+                Ok(ev) => ev,
+                Err(_) if Instant::now() >= budget => break,
+                Err(_) => match link_rx.try_recv() {
+                    Ok(ev) => ev,
+                    Err(_) => break,
+                },
+            };
+            flow = app.update(ev, Instant::now());
         }
         for req in app.take_requests() {
             // The writer thread lives as long as the process.

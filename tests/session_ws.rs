@@ -225,7 +225,8 @@ fn pings_are_answered_and_oversized_messages_close_with_1009() {
         r#"{{"type":"command","id":"x","name":"get_snapshot","pad":"{}"}}"#,
         "x".repeat(1100 * 1024)
     );
-    c.ws.send(tungstenite::Message::text(big)).unwrap();
+    // The server may close before the whole message is sent; what counts is the close.
+    let _ = c.ws.send(tungstenite::Message::text(big));
     let code = loop {
         match c.ws.read() {
             Ok(tungstenite::Message::Close(f)) => break f.map(|f| u16::from(f.code)),

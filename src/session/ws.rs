@@ -34,6 +34,8 @@ pub const OUTBOX_LOGS: usize = 4096;
 const SEND_BUFFER: usize = 256 * 1024;
 /// Largest client message (protocol.md: close 1009 beyond).
 pub const MAX_CLIENT_MESSAGE: usize = 1024 * 1024;
+/// How long a session closed for an oversized message keeps reading it away.
+const CLOSE_DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
 /// Bytes of frames taken from the queues at a time (then written to the socket).
 const WRITE_CHUNK: usize = 64 * 1024;
 
@@ -87,7 +89,7 @@ pub fn run_session(mut stream: TcpStream, head: Head, id: SessionId, ctx: &Ctx) 
     let (log_tx, log_rx) = crossbeam_channel::bounded(OUTBOX_LOGS);
     let kick = Arc::new(AtomicU8::new(KICK_NONE));
     let outbox = Outbox { frames: tx, logs: log_tx, kick: kick.clone(), waker: Arc::new(waker) };
-    let mut s = Session { ws, id, ctx, frames: rx, logs: log_rx, kick };
+    let mut s = Session { ws, id, ctx, frames: rx, logs: log_rx, kick, drain_before_close: false };
     let hello = wire::hello(&ctx.instance_id);
     s.ws.get_mut().out.extend_from_slice(&hello);
     if s.write_queued() == Flow::Done {
@@ -139,6 +141,10 @@ struct Session<'a> {
     frames: crossbeam_channel::Receiver<crate::bus::Frame>,
     logs: crossbeam_channel::Receiver<crate::bus::Frame>,
     kick: Arc<AtomicU8>,
+    /// Closed for an oversized message: read and discard the rest of it before
+    /// dropping the socket, or the kernel answers the unread bytes with a reset
+    /// that can destroy the close frame before the client reads it.
+    drain_before_close: bool,
 }
 
 impl Session<'_> {
@@ -148,6 +154,9 @@ impl Session<'_> {
             if self.read_all() == Flow::Done {
                 // Best effort: the answer to a client's close, if any.
                 self.write_queued();
+                if self.drain_before_close {
+                    self.drain(&mut poll, &mut events);
+                }
                 return;
             }
             if self.check_kick() == Flow::Done {
@@ -230,9 +239,30 @@ impl Session<'_> {
                 Err(WsError::Io(e)) if e.kind() == ErrorKind::WouldBlock => return Flow::Go,
                 Err(WsError::Capacity(_)) => {
                     self.close(CloseCode::Size, "message larger than 1 MiB");
+                    self.drain_before_close = true;
                     return Flow::Done;
                 }
                 Err(_) => return Flow::Done,
+            }
+        }
+    }
+
+    /// Reads and discards until the client closes, for at most `CLOSE_DRAIN`.
+    fn drain(&mut self, poll: &mut Poll, events: &mut Events) {
+        let end = std::time::Instant::now() + CLOSE_DRAIN;
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match self.ws.get_mut().sock.read(&mut buf) {
+                Ok(0) => return,
+                Ok(_) => continue,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    let left = end.saturating_duration_since(std::time::Instant::now());
+                    if left.is_zero() || poll.poll(events, Some(left)).is_err() {
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(_) => return,
             }
         }
     }

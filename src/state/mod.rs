@@ -137,7 +137,9 @@ impl Exec {
                 let Some(ready) = self.io.cfg.services[svc.0].ready.clone() else { return };
                 let (tx, rx) = crossbeam_channel::bounded(0);
                 self.probes.insert(svc, tx);
-                supervisor::spawn_probe(svc, run, ready, self.io.bus.clone(), rx);
+                let name = self.io.cfg.services[svc.0].name.clone();
+                let job = supervisor::ProbeJob { svc, run, name, ready };
+                supervisor::spawn_probe(job, self.io.bus.clone(), rx);
             }
             Effect::CancelProbe { svc } => {
                 // Dropping the sender wakes the probe thread, which then ends.

@@ -9,7 +9,7 @@ mod spawn;
 mod stop;
 
 pub use credit::{Credit, Permit};
-pub use probe::spawn_probe;
+pub use probe::{spawn_probe, ProbeJob};
 pub use spawn::launch;
 
 pub use stop::{run_stop_cmd, signal_group, GroupSignal};

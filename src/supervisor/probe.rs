@@ -20,8 +20,17 @@ const FIRST_GET_GAP: Duration = Duration::from_millis(25);
 /// Per-attempt limit on connecting and on reading the status line.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
 
-pub fn spawn_probe(svc: SvcId, run: RunId, ready: Ready, bus: BusTx, cancel: Receiver<()>) {
-    let name = format!("probe:{}", svc.0);
+/// The run to probe, and how.
+pub struct ProbeJob {
+    pub svc: SvcId,
+    pub run: RunId,
+    pub name: String,
+    pub ready: Ready,
+}
+
+pub fn spawn_probe(job: ProbeJob, bus: BusTx, cancel: Receiver<()>) {
+    let ProbeJob { svc, run, name, ready } = job;
+    let name = format!("probe:{name}");
     let spawned = std::thread::Builder::new().name(name).spawn(move || {
         let outcome = run_probe(&ready, &cancel);
         let msg = match outcome {
@@ -33,7 +42,7 @@ pub fn spawn_probe(svc: SvcId, run: RunId, ready: Ready, bus: BusTx, cancel: Rec
         let _ = bus.send(msg);
     });
     if spawned.is_err() {
-        // Without a thread there is no probe; report a timeout so the run fails visibly.
+        // Without a thread there is no probe: the service stays `running`, never `ready`.
         eprintln!("[flowlayer] cannot start a readiness probe thread");
     }
 }

@@ -73,14 +73,41 @@ pub fn fixture_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
 }
 
-/// A fresh directory under the system temp dir.
-pub fn temp_dir(tag: &str) -> PathBuf {
+/// A fresh directory under the system temp dir, removed when dropped (kept
+/// when the test failed, for a look at what was left).
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// Keeps the directory past this guard (a `Server` takes care of it).
+    pub fn keep(self) -> PathBuf {
+        let path = self.0.clone();
+        std::mem::forget(self);
+        path
+    }
+}
+
+impl std::ops::Deref for TempDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+pub fn temp_dir(tag: &str) -> TempDir {
     static N: AtomicU32 = AtomicU32::new(0);
     let n = N.fetch_add(1, Ordering::Relaxed);
     let dir = std::env::temp_dir().join(format!("fl-test-{}-{tag}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("create temp dir");
-    dir
+    TempDir(dir)
 }
 
 /// Copies `fixtures/<name>` to `dir/flowlayer.jsonc`, replacing `@HELPER@`,
@@ -155,7 +182,7 @@ impl Server {
 
     pub fn start_with(fixture: &str, opts: Opts) -> Server {
         let tag = fixture.trim_end_matches(".jsonc").replace('/', "-");
-        let dir = opts.dir.clone().unwrap_or_else(|| temp_dir(&tag));
+        let dir = opts.dir.clone().unwrap_or_else(|| temp_dir(&tag).keep());
         let config = write_config(fixture, &dir, opts.vars);
         let port = free_port();
         let token = "test-token".to_string();

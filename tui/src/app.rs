@@ -49,6 +49,8 @@ enum Pending {
     Logs { view: Option<String> },
     /// Lines missed while disconnected.
     Replay { view: Option<String> },
+    /// Lines the server dropped for this client while connected (all-logs view).
+    Gap { view: Option<String> },
     /// An older page (`before_seq`).
     Older { view: Option<String> },
     /// start/stop/restart, one service or all.
@@ -216,7 +218,7 @@ impl App {
                 Flow::Continue
             }
             Event::Log(entry) => {
-                self.on_log(entry);
+                self.on_log(entry, now);
                 Flow::Continue
             }
             Event::Link(state) => {
@@ -255,7 +257,10 @@ impl App {
                 }
                 self.say(format!("{label}: {why}"), Tone::Bad);
             }
-            Pending::Logs { view } | Pending::Replay { view } | Pending::Older { view } => {
+            Pending::Logs { view }
+            | Pending::Replay { view }
+            | Pending::Older { view }
+            | Pending::Gap { view } => {
                 if view == self.view.service {
                     self.view.loading = false;
                     self.view.loading_older = false;
@@ -338,7 +343,7 @@ impl App {
             }
             ("event", Some("log")) => {
                 if let Ok(e) = serde_json::from_value::<Entry>(env.payload) {
-                    self.on_log(e);
+                    self.on_log(e, now);
                 }
             }
             ("ack", _) => {
@@ -379,11 +384,22 @@ impl App {
         }
     }
 
-    fn on_log(&mut self, e: Entry) {
-        // Also while a page is on its way: the merge dedupes by seq.
-        if self.ready && self.view.wants(&e) {
-            self.view.merge(vec![e]);
+    fn on_log(&mut self, e: Entry, now: Instant) {
+        if !self.ready || !self.view.wants(&e) {
+            return;
         }
+        // seq is global and every line is in the all-logs view, so a jump means
+        // the server dropped events for this client: ask for them (one request
+        // at a time, at most a buffer's worth).
+        let v = &self.view;
+        let gap = v.service.is_none() && v.max_seq > 0 && e.seq > v.max_seq + 1;
+        let asking = self.pending.values().any(|(p, _)| matches!(p, Pending::Gap { .. }));
+        if gap && !asking && !v.loading {
+            let p = json!({"after_seq": v.max_seq, "before_seq": e.seq, "limit": v.cap});
+            self.send("get_logs", p, Pending::Gap { view: None }, now);
+        }
+        // Also while a page is on its way: the merge dedupes by seq.
+        self.view.merge(vec![e]);
     }
 
     fn on_result(&mut self, what: Pending, payload: Value) {
@@ -425,6 +441,7 @@ impl App {
                 self.view.at_start = !truncated;
                 self.view.merge(got);
             }
+            Pending::Gap { view } if view == self.view.service => self.view.merge(entries()),
             Pending::Replay { view } if view == self.view.service => {
                 let got = entries();
                 let n = got.len();
@@ -456,7 +473,10 @@ impl App {
                 self.view.merge(got);
             }
             // An answer for a view the user already left.
-            Pending::Logs { .. } | Pending::Replay { .. } | Pending::Older { .. } => {}
+            Pending::Logs { .. }
+            | Pending::Replay { .. }
+            | Pending::Older { .. }
+            | Pending::Gap { .. } => {}
         }
     }
 
@@ -820,6 +840,7 @@ mod tests {
             now,
         );
         app.update(log(5, "api", "x"), now);
+        assert_eq!(sent(&mut app)[0]["payload"]["before_seq"], 5, "the gap 3..4 is asked for");
         app.update(Event::Key(Key::Char('x')), now);
         assert_eq!(sent(&mut app)[0]["name"], "stop_all");
         app.update(Event::Link(LinkState::Lost("reset".into())), now);
@@ -844,6 +865,39 @@ mod tests {
             now,
         );
         assert_eq!(seqs(&app), vec![1, 2, 5, 6, 7, 8], "no duplicate, no gap");
+    }
+
+    #[test]
+    fn a_seq_gap_in_the_all_view_is_filled_from_the_server() {
+        let mut app = connected(&[("api", "ready")]);
+        let id = sent(&mut app)[0]["id"].as_str().unwrap().to_string();
+        let now = t0();
+        app.update(
+            result(
+                &id,
+                json!({"ok":true,"data":{"entries":entries(&[1,2],"api"),
+            "truncated":false,"effective_limit":100}}),
+            ),
+            now,
+        );
+        app.update(log(5, "api", "after a gap"), now);
+        let s = sent(&mut app);
+        assert_eq!(s.len(), 1);
+        assert_eq!(s[0]["payload"], json!({"after_seq": 2, "before_seq": 5, "limit": 100}));
+        app.update(log(7, "api", "another gap"), now);
+        assert!(sent(&mut app).is_empty(), "one gap request at a time");
+        let id = s[0]["id"].as_str().unwrap().to_string();
+        app.update(
+            result(
+                &id,
+                json!({"ok":true,"data":{"entries":entries(&[3,4],"api"),
+            "truncated":false,"effective_limit":100}}),
+            ),
+            now,
+        );
+        assert_eq!(seqs(&app), vec![1, 2, 3, 4, 5, 7]);
+        app.update(log(9, "api", "next"), now);
+        assert_eq!(sent(&mut app)[0]["payload"]["after_seq"], 7);
     }
 
     #[test]

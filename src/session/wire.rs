@@ -20,7 +20,12 @@ pub const CAPABILITIES: [&str; 7] = [
 
 /// A server-to-client text frame: FIN + text opcode, unmasked, then the payload.
 pub fn text_frame(payload: &[u8]) -> Frame {
-    let n = payload.len();
+    text_frame_of(&[payload])
+}
+
+/// A text frame whose payload is `parts` in order (no joined copy first).
+fn text_frame_of(parts: &[&[u8]]) -> Frame {
+    let n: usize = parts.iter().map(|p| p.len()).sum();
     let mut out = Vec::with_capacity(n + 10);
     out.push(0x81);
     if n < 126 {
@@ -32,7 +37,9 @@ pub fn text_frame(payload: &[u8]) -> Frame {
         out.push(127);
         out.extend_from_slice(&(n as u64).to_be_bytes());
     }
-    out.extend_from_slice(payload);
+    for p in parts {
+        out.extend_from_slice(p);
+    }
     Frame::from(out)
 }
 
@@ -104,17 +111,12 @@ pub fn logs_result(
     truncated: bool,
     effective_limit: usize,
 ) -> Frame {
-    let mut out = Vec::with_capacity(entries_json.len() + 160);
-    out.extend_from_slice(br#"{"type":"result","id":"#);
-    out.extend_from_slice(Value::from(id).to_string().as_bytes());
-    out.extend_from_slice(br#","payload":{"ok":true,"data":{"entries":["#);
-    out.extend_from_slice(entries_json);
-    out.extend_from_slice(br#"],"truncated":"#);
-    out.extend_from_slice(if truncated { b"true" } else { b"false" });
-    out.extend_from_slice(br#","effective_limit":"#);
-    out.extend_from_slice(effective_limit.to_string().as_bytes());
-    out.extend_from_slice(b"}}}");
-    text_frame(&out)
+    let head = format!(
+        r#"{{"type":"result","id":{},"payload":{{"ok":true,"data":{{"entries":["#,
+        Value::from(id)
+    );
+    let tail = format!(r#"],"truncated":{truncated},"effective_limit":{effective_limit}}}}}}}"#);
+    text_frame_of(&[head.as_bytes(), entries_json, tail.as_bytes()])
 }
 
 pub fn error(id: Option<&str>, code: &str, message: &str) -> Frame {

@@ -263,7 +263,7 @@ impl Exec {
         effective_limit: usize,
         model: &Model,
     ) {
-        let mut parts: Vec<Vec<u8>> = Vec::with_capacity(page.entries.len());
+        let mut parts = Entries::default();
         let mut shared: Option<(Arc<crate::logs::Batch>, BatchJson)> = None;
         for line in &page.entries {
             // Consecutive lines of one batch share the batch's encoded parts.
@@ -272,12 +272,11 @@ impl Exec {
                 shared = Some((line.batch.clone(), json));
             }
             let Some((b, json)) = &shared else { continue };
-            let mut out = Vec::with_capacity(160 + b.message(line.i as usize).len());
-            json.write(b, line.i as usize, &mut out);
-            parts.push(out);
+            parts.begin();
+            json.write(b, line.i as usize, &mut parts.buf);
         }
         let Some(range) = page.from_disk else {
-            let frame = encode_page(&id, &mut parts, page.truncated, effective_limit);
+            let frame = encode_page(&id, &parts, page.truncated, effective_limit);
             self.send_to(session, frame);
             return;
         };
@@ -298,9 +297,13 @@ impl Exec {
             }
             let (older, more) = read_jsonl_page(&file, range.after, range.upto, range.need)
                 .unwrap_or((Vec::new(), false));
-            let mut all: Vec<Vec<u8>> = older.into_iter().map(String::into_bytes).collect();
-            all.append(&mut parts);
-            let frame = encode_page(&id, &mut all, truncated || more, effective_limit);
+            let mut all = Entries::default();
+            for line in &older {
+                all.begin();
+                all.buf.extend_from_slice(line.as_bytes());
+            }
+            all.append(parts);
+            let frame = encode_page(&id, &all, truncated || more, effective_limit);
             if !outbox.push(frame) {
                 outbox.kick(KICK_TOO_SLOW);
             }
@@ -312,21 +315,43 @@ impl Exec {
     }
 }
 
-/// Joins encoded entries into a result frame under `MAX_RESULT_BYTES`, dropping
-/// the oldest when needed.
-fn encode_page(id: &str, parts: &mut [Vec<u8>], truncated: bool, limit: usize) -> Frame {
-    let mut total: usize = parts.iter().map(|p| p.len() + 1).sum();
-    let mut start = 0;
-    while total > MAX_RESULT_BYTES - 4096 && start < parts.len() {
-        total -= parts[start].len() + 1;
-        start += 1;
-    }
-    let mut body = Vec::with_capacity(total);
-    for (i, p) in parts[start..].iter().enumerate() {
-        if i > 0 {
-            body.push(b',');
+/// JSON entries back to back, comma-separated, and where each one starts: one
+/// buffer for a whole `get_logs` answer, so entries are encoded once and copied
+/// once into the frame.
+#[derive(Default)]
+struct Entries {
+    buf: Vec<u8>,
+    starts: Vec<usize>,
+}
+
+impl Entries {
+    /// Starts a new entry; its JSON is then written to `buf`.
+    fn begin(&mut self) {
+        if !self.buf.is_empty() {
+            self.buf.push(b',');
         }
-        body.extend_from_slice(p);
+        self.starts.push(self.buf.len());
     }
-    wire::logs_result(id, &body, truncated || start > 0, limit)
+
+    /// Appends newer entries after these.
+    fn append(&mut self, newer: Entries) {
+        if newer.starts.is_empty() {
+            return;
+        }
+        if !self.buf.is_empty() {
+            self.buf.push(b',');
+        }
+        let base = self.buf.len();
+        self.starts.extend(newer.starts.iter().map(|s| s + base));
+        self.buf.extend_from_slice(&newer.buf);
+    }
+}
+
+/// A result frame under `MAX_RESULT_BYTES`, dropping the oldest entries when needed.
+fn encode_page(id: &str, entries: &Entries, truncated: bool, limit: usize) -> Frame {
+    let room = MAX_RESULT_BYTES - 4096;
+    let len = entries.buf.len();
+    let first = entries.starts.iter().position(|s| len - s <= room).unwrap_or(entries.starts.len());
+    let body = entries.starts.get(first).map(|s| &entries.buf[*s..]).unwrap_or(&[]);
+    wire::logs_result(id, body, truncated || first > 0, limit)
 }

@@ -136,6 +136,7 @@ impl Walk {
 fn range_rule(min: u64) -> &'static str {
     match min {
         0 => "is out of range (0 to 65535)",
+        MIN_READY_INTERVAL_MS => "must be at least 10",
         _ => "must be a whole number greater than 0 (and in range)",
     }
 }
@@ -312,13 +313,6 @@ fn ready(w: &mut Walk, v: &Value, at: &str, svc_port: u16) -> Option<Option<Read
         .int(o, "intervalMs", &at, MIN_READY_INTERVAL_MS, u32::MAX as u64)
         .map(Duration::from_millis)
         .unwrap_or(DEFAULT_READY_INTERVAL);
-    if let Some(ms) = o.get("intervalMs").and_then(Value::as_u64) {
-        if ms < MIN_READY_INTERVAL_MS {
-            // `int` reported it with the generic rule; say the real minimum too.
-            w.problems.pop();
-            w.invalid(join(&at, "intervalMs"), &ms.to_string(), "must be at least 10");
-        }
-    }
     let timeout = w.int(o, "timeoutMs", &at, 1, u32::MAX as u64).map(Duration::from_millis);
     let probe = match w.string(o, "type", &at).as_deref() {
         None => {

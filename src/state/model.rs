@@ -262,6 +262,8 @@ impl Model {
                 let phase = self.svcs[svc.0].status;
                 fx.push(Effect::Logs(self.store.push(svc, phase, stream, now, lines)));
                 drop(permit);
+                // Lines change no status, so no sequence can move (the hot path).
+                return fx;
             }
             Msg::Spawned { svc, run, pid } => self.on_spawned(svc, run, pid, now, &mut fx),
             Msg::SpawnFailed { svc, run, error } => {

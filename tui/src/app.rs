@@ -768,6 +768,13 @@ mod tests {
         )
     }
 
+    /// Answers the `get_logs` command `id` with entries of `api`.
+    fn page(app: &mut App, id: &str, seqs: &[u64], truncated: bool, limit: u64) {
+        let data = json!({"entries": entries(seqs, "api"), "truncated": truncated,
+                          "effective_limit": limit});
+        app.update(result(id, json!({"ok": true, "data": data})), t0());
+    }
+
     fn connected(services: &[(&str, &str)]) -> App {
         let mut app = App::new("127.0.0.1:1".into(), Some("tok".into()), false);
         let now = t0();
@@ -811,14 +818,7 @@ mod tests {
         let now = t0();
         // A live line arrives before the page that also contains it.
         app.update(log(12, "api", "live"), now);
-        app.update(
-            result(
-                &id,
-                json!({"ok":true,"data":{"entries":entries(&[9,10,11,12],"api"),
-            "truncated":true,"effective_limit":3}}),
-            ),
-            now,
-        );
+        page(&mut app, &id, &[9, 10, 11, 12], true, 3);
         assert_eq!(app.view.cap, 3);
         assert_eq!(seqs(&app), vec![10, 11, 12]);
         app.update(log(12, "api", "dup"), now);
@@ -831,14 +831,7 @@ mod tests {
         let mut app = connected(&[("api", "ready")]);
         let id = sent(&mut app)[0]["id"].as_str().unwrap().to_string();
         let now = t0();
-        app.update(
-            result(
-                &id,
-                json!({"ok":true,"data":{"entries":entries(&[1,2],"api"),
-            "truncated":false,"effective_limit":100}}),
-            ),
-            now,
-        );
+        page(&mut app, &id, &[1, 2], false, 100);
         app.update(log(5, "api", "x"), now);
         assert_eq!(sent(&mut app)[0]["payload"]["before_seq"], 5, "the gap 3..4 is asked for");
         app.update(Event::Key(Key::Char('x')), now);
@@ -856,14 +849,7 @@ mod tests {
         assert_eq!(s[0]["payload"], json!({"after_seq": 5}));
         let id = s[0]["id"].as_str().unwrap().to_string();
         app.update(log(8, "api", "live"), now);
-        app.update(
-            result(
-                &id,
-                json!({"ok":true,"data":{"entries":entries(&[6,7,8],"api"),
-            "truncated":false,"effective_limit":100}}),
-            ),
-            now,
-        );
+        page(&mut app, &id, &[6, 7, 8], false, 100);
         assert_eq!(seqs(&app), vec![1, 2, 5, 6, 7, 8], "no duplicate, no gap");
     }
 
@@ -872,14 +858,7 @@ mod tests {
         let mut app = connected(&[("api", "ready")]);
         let id = sent(&mut app)[0]["id"].as_str().unwrap().to_string();
         let now = t0();
-        app.update(
-            result(
-                &id,
-                json!({"ok":true,"data":{"entries":entries(&[1,2],"api"),
-            "truncated":false,"effective_limit":100}}),
-            ),
-            now,
-        );
+        page(&mut app, &id, &[1, 2], false, 100);
         app.update(log(5, "api", "after a gap"), now);
         let s = sent(&mut app);
         assert_eq!(s.len(), 1);
@@ -887,14 +866,7 @@ mod tests {
         app.update(log(7, "api", "another gap"), now);
         assert!(sent(&mut app).is_empty(), "one gap request at a time");
         let id = s[0]["id"].as_str().unwrap().to_string();
-        app.update(
-            result(
-                &id,
-                json!({"ok":true,"data":{"entries":entries(&[3,4],"api"),
-            "truncated":false,"effective_limit":100}}),
-            ),
-            now,
-        );
+        page(&mut app, &id, &[3, 4], false, 100);
         assert_eq!(seqs(&app), vec![1, 2, 3, 4, 5, 7]);
         app.update(log(9, "api", "next"), now);
         assert_eq!(sent(&mut app)[0]["payload"]["after_seq"], 7);
@@ -998,28 +970,14 @@ mod tests {
         let id = sent(&mut app)[0]["id"].as_str().unwrap().to_string();
         let now = t0();
         app.log_rows = 2;
-        app.update(
-            result(
-                &id,
-                json!({"ok":true,"data":{"entries":entries(&[20,21,22,23],"api"),
-            "truncated":true,"effective_limit":4}}),
-            ),
-            now,
-        );
+        page(&mut app, &id, &[20, 21, 22, 23], true, 4);
         app.update(Event::Key(Key::PageUp), now);
         assert!(!app.view.follow);
         let s = sent(&mut app);
         assert_eq!(s.len(), 1);
         assert_eq!(s[0]["payload"]["before_seq"], 20);
         let id = s[0]["id"].as_str().unwrap().to_string();
-        app.update(
-            result(
-                &id,
-                json!({"ok":true,"data":{"entries":entries(&[18,19],"api"),
-            "truncated":false,"effective_limit":100}}),
-            ),
-            now,
-        );
+        page(&mut app, &id, &[18, 19], false, 100);
         assert_eq!(seqs(&app), vec![18, 19, 20, 21, 22, 23], "older page kept while scrolled");
         assert!(app.view.at_start);
         app.update(Event::Key(Key::End), now);

@@ -1,4 +1,4 @@
-use crate::support::{read_jsonl, Opts, Server};
+use crate::support::{read_jsonl, wait_until, Opts, Server};
 use serde_json::Value;
 use std::time::Duration;
 
@@ -22,6 +22,11 @@ fn jsonl_holds_exactly_the_lines_written_and_seq_continues_across_runs() {
     s.wait_started();
     s.wait_stdout("printer | [flowlayer] completed", T);
     s.wait_stdout("errs    | [flowlayer] completed", T);
+    // The files fill while the server runs, not only when it exits.
+    wait_until(T, "both services' last lines in all.jsonl", || {
+        let all = s.jsonl("all.jsonl");
+        all.len() == 1000 + 5 + 2 && all.iter().filter(|e| e["stream"] == "system").count() == 2
+    });
     assert!(s.shutdown().success());
     let printer = s.jsonl("printer.jsonl");
     let expect: Vec<String> = (1..=1000).map(|i| format!("line {i}")).collect();

@@ -4,11 +4,12 @@
 //! Thread `jsonl-writer` owns the files. It receives batches from the state thread
 //! over an unbounded channel (a slow disk must never block the state thread and so
 //! the children: server.md section 6), writes through large buffers and flushes
-//! when idle for a moment, at least every `FLUSH_EVERY`, and on `sync`.
+//! as soon as its queue is empty, at least every `FLUSH_EVERY` while it is not,
+//! and on `sync`.
 
 use super::{Batch, BatchJson};
 use crate::supervisor::{Credit, Permit};
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, Sender};
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -135,44 +136,31 @@ pub fn spawn_writer(dir: PathBuf, names: Arc<[String]>) -> std::io::Result<Write
 }
 
 fn run_writer(mut files: Files, rx: Receiver<Job>) {
-    // When nothing is buffered the thread sleeps in `recv` with no timer (idle = idle).
-    let mut dirty_since: Option<Instant> = None;
-    loop {
-        let job = match dirty_since {
-            None => match rx.recv() {
-                Ok(j) => j,
-                Err(_) => return,
-            },
-            Some(t) => match rx.recv_deadline(t + FLUSH_EVERY) {
-                Ok(j) => j,
-                Err(RecvTimeoutError::Timeout) => {
-                    files.flush();
-                    dirty_since = None;
-                    continue;
+    // Sleeps in `recv` with no timer (idle = idle). What queued up meanwhile is
+    // written before the flush, so a burst goes out in big chunks and the last line
+    // of a burst is in the file as soon as the writer has caught up.
+    while let Ok(job) = rx.recv() {
+        let mut flushed = Instant::now();
+        let mut next = Some(job);
+        while let Some(job) = next {
+            match job {
+                Job::Batch(b, permit) => {
+                    files.write(&b);
+                    drop(permit);
                 }
-                Err(RecvTimeoutError::Disconnected) => {
+                Job::Sync(done) => {
                     files.flush();
-                    return;
-                }
-            },
-        };
-        match job {
-            Job::Batch(b, permit) => {
-                files.write(&b);
-                drop(permit);
-                let since = *dirty_since.get_or_insert_with(Instant::now);
-                if since.elapsed() >= FLUSH_EVERY {
-                    files.flush();
-                    dirty_since = None;
+                    // The waiter may have given up; nothing to do then.
+                    let _ = done.send(());
                 }
             }
-            Job::Sync(done) => {
+            if flushed.elapsed() >= FLUSH_EVERY {
                 files.flush();
-                dirty_since = None;
-                // The waiter may have given up; nothing to do then.
-                let _ = done.send(());
+                flushed = Instant::now();
             }
+            next = rx.try_recv().ok();
         }
+        files.flush();
     }
 }
 

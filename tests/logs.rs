@@ -1,5 +1,6 @@
 use crate::support::{read_jsonl, wait_until, Opts, Server};
 use serde_json::Value;
+use std::os::unix::fs::MetadataExt;
 use std::time::Duration;
 
 const T: Duration = Duration::from_secs(20);
@@ -89,4 +90,10 @@ fn a_burst_of_200000_lines_lands_whole_and_in_order() {
     assert_eq!(n, 200_000);
     let all = std::fs::read_to_string(s.dir.join("logs/all.jsonl")).unwrap();
     assert_eq!(all.lines().filter(|l| l.contains("FLOOD1:")).count(), 200_000);
+    // Disk space reserved ahead during the burst was given back at exit.
+    for file in ["flood.jsonl", "all.jsonl"] {
+        let meta = std::fs::metadata(s.dir.join("logs").join(file)).unwrap();
+        let held = meta.blocks() * 512;
+        assert!(held < meta.len() + 1024 * 1024, "{file}: {held} bytes held for {}", meta.len());
+    }
 }

@@ -3,6 +3,7 @@
 //! writer thread of its own).
 
 mod batch;
+mod sink;
 mod store;
 mod writer;
 

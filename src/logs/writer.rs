@@ -7,22 +7,28 @@
 //! as soon as its queue is empty, at least every `FLUSH_EVERY` while it is not,
 //! and on `sync`.
 
+use super::sink::Sink;
 use super::{Batch, BatchJson};
 use crate::supervisor::{Credit, Permit};
 use crossbeam_channel::{Receiver, Sender};
-use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Longest time an entry may sit in a buffer before it reaches the file.
 const FLUSH_EVERY: Duration = Duration::from_millis(200);
+/// Starting size of the buffer one batch's JSON lines are encoded into.
 const BUFFER: usize = 256 * 1024;
 
 enum Job {
     Batch(Arc<Batch>, Permit),
-    Sync(Sender<()>),
+    /// Flush; with `release`, also give back reserved disk space (at shutdown).
+    Sync {
+        done: Sender<()>,
+        release: bool,
+    },
 }
 
 /// Bytes of log lines that may wait for the disk. Beyond that the state thread
@@ -46,8 +52,18 @@ impl Writer {
 
     /// Blocks until everything sent before has been flushed to the files.
     pub fn sync(&self, timeout: Duration) {
-        let (tx, rx) = crossbeam_channel::bounded(1);
-        if self.tx.send(Job::Sync(tx)).is_ok() {
+        self.sync_job(timeout, false);
+    }
+
+    /// `sync`, then gives back the disk space reserved ahead of the files' ends:
+    /// the last thing the writer does before the server exits.
+    pub fn finish(&self, timeout: Duration) {
+        self.sync_job(timeout, true);
+    }
+
+    fn sync_job(&self, timeout: Duration, release: bool) {
+        let (done, rx) = crossbeam_channel::bounded(1);
+        if self.tx.send(Job::Sync { done, release }).is_ok() {
             // A timeout leaves the data in the writer: nothing better can be done at exit.
             let _ = rx.recv_timeout(timeout);
         }
@@ -57,18 +73,18 @@ impl Writer {
 struct Files {
     dir: PathBuf,
     names: Arc<[String]>,
-    all: Option<BufWriter<File>>,
-    per: Vec<Option<BufWriter<File>>>,
+    all: Option<Sink>,
+    per: Vec<Option<Sink>>,
     failed: bool,
     /// The batch's JSON lines, written to `all.jsonl` and to the service's file.
     buf: Vec<u8>,
 }
 
 impl Files {
-    fn open(&mut self, name: &str) -> Option<BufWriter<File>> {
+    fn open(&mut self, name: &str) -> Option<Sink> {
         let path = self.dir.join(format!("{name}.jsonl"));
-        match OpenOptions::new().create(true).append(true).open(&path) {
-            Ok(f) => Some(BufWriter::with_capacity(BUFFER, f)),
+        match Sink::open(&path) {
+            Ok(f) => Some(f),
             Err(e) => {
                 self.fail(&path, &e);
                 None
@@ -100,7 +116,7 @@ impl Files {
         }
         let mut err = None;
         for f in [&mut self.all, &mut self.per[svc]].into_iter().flatten() {
-            if let Err(x) = f.write_all(&self.buf) {
+            if let Err(x) = f.write(&self.buf) {
                 err = Some(x);
             }
         }
@@ -110,10 +126,11 @@ impl Files {
         }
     }
 
-    fn flush(&mut self) {
+    fn flush(&mut self, release: bool) {
         let mut err = None;
         for f in self.all.iter_mut().chain(self.per.iter_mut().flatten()) {
-            if let Err(x) = f.flush() {
+            let r = if release { f.release() } else { f.flush() };
+            if let Err(x) = r {
                 err = Some(x);
             }
         }
@@ -148,20 +165,21 @@ fn run_writer(mut files: Files, rx: Receiver<Job>) {
                     files.write(&b);
                     drop(permit);
                 }
-                Job::Sync(done) => {
-                    files.flush();
+                Job::Sync { done, release } => {
+                    files.flush(release);
                     // The waiter may have given up; nothing to do then.
                     let _ = done.send(());
                 }
             }
             if flushed.elapsed() >= FLUSH_EVERY {
-                files.flush();
+                files.flush(false);
                 flushed = Instant::now();
             }
             next = rx.try_recv().ok();
         }
-        files.flush();
+        files.flush(false);
     }
+    files.flush(true);
 }
 
 /// Parses the leading `{"seq":N` of a JSONL line.

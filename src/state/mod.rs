@@ -103,7 +103,7 @@ pub fn run_state(mut model: Model, io: Io, rx: BusRx, ctl: BusRx) {
         slot.outbox.kick(KICK_SHUTDOWN);
     }
     if let Some(w) = &ex.io.writer {
-        w.sync(FINAL_FLUSH);
+        w.finish(FINAL_FLUSH);
     }
     ex.io.printer.sync(FINAL_FLUSH);
 }

@@ -12,6 +12,7 @@
 use nix::fcntl::{fallocate, FallocateFlags};
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 const BUFFER: usize = 256 * 1024;
@@ -34,10 +35,14 @@ pub struct Sink {
 impl Sink {
     pub fn open(path: &Path) -> std::io::Result<Sink> {
         let file = OpenOptions::new().create(true).append(true).open(path)?;
-        let end = file.metadata()?.len();
-        // Gives back what a previous run reserved and could not release. A file
-        // system that cannot truncate still takes appends.
-        let _ = file.set_len(end);
+        let meta = file.metadata()?;
+        let end = meta.len();
+        // Blocks far past the end are what a run that could not release (a killed
+        // server) reserved: give them back. Otherwise the file is left alone.
+        if meta.blocks().saturating_mul(512) > end + RESERVE_AHEAD / 2 {
+            // A file system that cannot truncate still takes appends.
+            let _ = file.set_len(end);
+        }
         Ok(Sink {
             out: BufWriter::with_capacity(BUFFER, file),
             end,
@@ -92,7 +97,6 @@ impl Sink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::MetadataExt;
 
     #[test]
     fn bursts_reserve_space_that_release_gives_back_without_changing_the_content() {
@@ -119,6 +123,16 @@ mod tests {
         assert!(meta.blocks() * 512 < written + RESERVE_AHEAD, "reservation given back");
         let text = std::fs::read(&path).unwrap();
         assert!(text.starts_with(b"old\nline\nxxx") && text.ends_with(b"xxx"));
+        // A reservation never released (the server was killed) goes at the next open.
+        sink.write(&big).unwrap();
+        sink.flush().unwrap();
+        drop(sink);
+        let held = std::fs::metadata(&path).unwrap().blocks() * 512;
+        let sink = Sink::open(&path).unwrap();
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(meta.len(), written + big.len() as u64);
+        assert!(meta.blocks() * 512 < written + RESERVE_AHEAD / 2, "{held} bytes were held");
+        drop(sink);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -210,6 +210,44 @@ fn a_stalled_client_does_not_hold_back_the_others_or_the_children() {
 }
 
 #[test]
+fn a_burst_beyond_the_live_log_budget_is_streamed_in_part_and_fetched_whole() {
+    let mut s = Server::start("tests/burst_gated.jsonc");
+    s.wait_stdout("boot: session API", T);
+    let mut c = connect(&s);
+    std::fs::write(s.dir.join("go"), "go").unwrap();
+    // 4,000 frames of ~1.1 KB fit the session's queue (4,096), so without a
+    // budget every one would arrive; the marker comes after all of them.
+    let marker = c
+        .until(T, "the marker line", |v| v["name"] == "log" && v["payload"]["service"] == "marker");
+    let live: Vec<u64> = c
+        .seen
+        .iter()
+        .filter(|v| v["name"] == "log" && v["payload"]["service"] == "burst")
+        .filter(|v| v["payload"]["stream"] == "stdout")
+        .map(|v| v["payload"]["seq"].as_u64().unwrap())
+        .collect();
+    assert!(!live.is_empty(), "the start of the burst is streamed");
+    assert!(live.len() < 4000, "the budget held back part of the burst: {} sent", live.len());
+    assert!(live.windows(2).all(|w| w[0] < w[1]));
+    // What the stream missed is all there for get_logs: everything after the
+    // first line the client saw, up to the marker.
+    let first = live[0] - 1;
+    let upto = marker["payload"]["seq"].as_u64().unwrap();
+    let p = json!({"after_seq": first, "before_seq": upto, "limit": 5000});
+    let (_, res) = c.call("get_logs", p);
+    assert_eq!(res["data"]["truncated"], false);
+    let fetched: Vec<u64> = res["data"]["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["service"] == "burst" && e["stream"] == "stdout")
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(fetched.len(), 4000);
+    assert!(live.iter().all(|q| fetched.contains(q)), "the streamed lines are the same entries");
+}
+
+#[test]
 fn pings_are_answered_and_oversized_messages_close_with_1009() {
     let s = session();
     let mut c = connect(&s);

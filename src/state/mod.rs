@@ -5,6 +5,7 @@
 //! probes, timers, disk, terminal and session frames. It never sleeps and never
 //! waits on a client, the disk or the terminal.
 
+mod budget;
 mod model;
 
 pub use model::{Effect, Failure, Model, StatusNote};
@@ -18,6 +19,7 @@ use crate::output::Printer;
 use crate::session::wire;
 use crate::supervisor::{self, signal_group};
 use crate::timer::Timer;
+use budget::Budget;
 use crossbeam_channel::Sender;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -28,6 +30,9 @@ pub const MAX_RESULT_BYTES: usize = 8 * 1024 * 1024;
 /// `log` events a session may have waiting; they have a queue of their own, so a
 /// client that reads, even slowly, is never closed because of a log flood.
 pub const LOG_FRAMES_MAX: usize = crate::session::OUTBOX_LOGS;
+/// Bytes a `log` frame adds to its message (envelope, field names, seq,
+/// timestamp): enough to estimate how many frames a budget has room for.
+const MIN_LOG_FRAME: usize = 128;
 /// How long shutdown waits for the disk and the terminal to take the last lines.
 const FINAL_FLUSH: Duration = Duration::from_secs(5);
 
@@ -47,6 +52,8 @@ struct Slot {
     outbox: Outbox,
     /// `log` events this session missed (it can recover them with `get_logs`).
     dropped_logs: u64,
+    /// Bytes of live `log` events it may still be sent.
+    budget: Budget,
 }
 
 struct Exec {
@@ -178,12 +185,23 @@ impl Exec {
         }
     }
 
-    /// Queues a batch's `log` events for every session, as many as each has room
-    /// for (the rest it misses, counted), and wakes each session once. Frames are
-    /// encoded once, and only when some session can take them.
+    /// Queues a batch's `log` events for every session, as many as its queue and
+    /// its budget allow (the rest it misses, counted), and wakes each session once.
+    /// Frames are encoded once, and only when some session can take them.
     fn broadcast_logs(&mut self, batch: &crate::logs::Batch, model: &Model) {
+        if self.sessions.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let share = self.sessions.len();
+        for slot in self.sessions.values_mut() {
+            slot.budget.refill(now, share);
+        }
         let room = |slot: &Slot| LOG_FRAMES_MAX.saturating_sub(slot.outbox.logs.len());
-        let most = self.sessions.values().map(room).max().unwrap_or(0).min(batch.len());
+        // A `log` frame is longer than its message by the envelope and the fields.
+        let line = batch.lines.text.len() / batch.len().max(1) + MIN_LOG_FRAME;
+        let fits = |slot: &Slot| room(slot).min(slot.budget.bytes() as usize / line + 1);
+        let most = self.sessions.values().map(fits).max().unwrap_or(0).min(batch.len());
         let mut frames = Vec::with_capacity(most);
         if most > 0 {
             let json = BatchJson::new(batch, self.name(model, batch.svc));
@@ -192,9 +210,12 @@ impl Exec {
         }
         for slot in self.sessions.values_mut() {
             let take = room(slot).min(frames.len());
+            let budget = &mut slot.budget;
             let sent = frames[..take]
                 .iter()
-                .take_while(|f| slot.outbox.logs.try_send((*f).clone()).is_ok())
+                .take_while(|f| {
+                    budget.take(f.len()) && slot.outbox.logs.try_send((*f).clone()).is_ok()
+                })
                 .count();
             slot.dropped_logs += (batch.len() - sent) as u64;
             if sent > 0 {
@@ -250,7 +271,8 @@ impl Exec {
     fn open(&mut self, session: SessionId, outbox: Outbox, model: &Model) {
         let snap = wire::event("snapshot", model.snapshot_json());
         if outbox.push(snap) {
-            self.sessions.insert(session, Slot { outbox, dropped_logs: 0 });
+            let budget = Budget::new(Instant::now(), self.sessions.len() + 1);
+            self.sessions.insert(session, Slot { outbox, dropped_logs: 0, budget });
         }
     }
 

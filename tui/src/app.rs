@@ -17,6 +17,11 @@ pub const LOGS_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_CAP: usize = 500;
 /// Hard cap while the user pages back through history.
 pub const MAX_BUFFER: usize = 50_000;
+/// Least time between two requests for log events the server did not stream.
+/// During a flood the server streams only part of the lines (its live-log
+/// budget) and the view fills holes at this pace, a buffer's worth each time,
+/// instead of pulling the whole flood one round trip after another.
+pub const GAP_EVERY: Duration = Duration::from_millis(250);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flow {
@@ -149,6 +154,8 @@ pub struct App {
     pending: BTreeMap<String, (Pending, Instant)>,
     next_id: u64,
     outbox: Vec<Request>,
+    /// When missing log events were last asked for.
+    gap_asked: Option<Instant>,
 }
 
 fn status_of(payload: &Value) -> String {
@@ -181,6 +188,7 @@ impl App {
             pending: BTreeMap::new(),
             next_id: 0,
             outbox: Vec::new(),
+            gap_asked: None,
         }
     }
 
@@ -393,8 +401,10 @@ impl App {
         // at a time, at most a buffer's worth).
         let v = &self.view;
         let gap = v.service.is_none() && v.max_seq > 0 && e.seq > v.max_seq + 1;
-        let asking = self.pending.values().any(|(p, _)| matches!(p, Pending::Gap { .. }));
+        let asking = self.pending.values().any(|(p, _)| matches!(p, Pending::Gap { .. }))
+            || self.gap_asked.is_some_and(|t| now.saturating_duration_since(t) < GAP_EVERY);
         if gap && !asking && !v.loading {
+            self.gap_asked = Some(now);
             let p = json!({"after_seq": v.max_seq, "before_seq": e.seq, "limit": v.cap});
             self.send("get_logs", p, Pending::Gap { view: None }, now);
         }
@@ -868,8 +878,10 @@ mod tests {
         let id = s[0]["id"].as_str().unwrap().to_string();
         page(&mut app, &id, &[3, 4], false, 100);
         assert_eq!(seqs(&app), vec![1, 2, 3, 4, 5, 7]);
-        app.update(log(9, "api", "next"), now);
-        assert_eq!(sent(&mut app)[0]["payload"]["after_seq"], 7);
+        app.update(log(9, "api", "next"), now + GAP_EVERY / 2);
+        assert!(sent(&mut app).is_empty(), "at most one gap request per GAP_EVERY");
+        app.update(log(11, "api", "later"), now + GAP_EVERY);
+        assert_eq!(sent(&mut app)[0]["payload"]["after_seq"], 9);
     }
 
     #[test]

@@ -1,0 +1,95 @@
+//! How many bytes of live `log` events a session may still be sent: a token
+//! bucket owned by the state thread, one per session.
+//!
+//! Live `log` events are a view; the rings and the JSONL files are the record,
+//! and `get_logs` + `after_seq` fetches what a view missed (protocol.md). Without
+//! a bound, every connected client receives every line of a flood, and on a
+//! developer's machine that fan-out runs on the same cores as the services: 19
+//! reading clients slowed a 1,000,000-line flood 5x. So the server spends at
+//! most `RATE` bytes a second on live `log` events, after bursts of `BURST`,
+//! shared equally by the connected sessions: the cost is bounded by the
+//! machine, not multiplied by the number of clients. With lines of 100 bytes
+//! (frames of ~250), one client gets 16,000 lines a second after a burst of
+//! 4,000, twenty get 800 each after 200: more than a person can read, and more
+//! than ordinary services log. Measured on W1+clients (`make bench`): the flood
+//! took 4.4-5.6x as long with 19 reading clients as without; 1.17-1.20x with
+//! this budget (1.02-1.03x with no live `log` events at all). Past it a session misses `log` events, counted,
+//! as when it falls behind. Buckets are refilled from the clock when a batch
+//! arrives, so they need no timer (idle stays idle).
+
+use std::time::Instant;
+
+/// Bytes of `log` frames all sessions together may receive at once after a
+/// quiet spell.
+pub const BURST: f64 = 1024.0 * 1024.0;
+/// Bytes of `log` frames all sessions together may receive per second.
+pub const RATE: f64 = 4.0 * 1024.0 * 1024.0;
+
+pub struct Budget {
+    bytes: f64,
+    at: Instant,
+}
+
+impl Budget {
+    /// A full bucket for one of `sessions` sessions.
+    pub fn new(now: Instant, sessions: usize) -> Budget {
+        Budget { bytes: BURST / sessions.max(1) as f64, at: now }
+    }
+
+    /// Refills for the time passed, as one of `sessions` sessions; returns the
+    /// bytes that may be sent now.
+    pub fn refill(&mut self, now: Instant, sessions: usize) -> f64 {
+        let share = sessions.max(1) as f64;
+        let secs = now.saturating_duration_since(self.at).as_secs_f64();
+        self.bytes = (self.bytes + secs * RATE / share).min(BURST / share);
+        self.at = now;
+        self.bytes
+    }
+
+    /// Bytes that may be sent, as of the last `refill`.
+    pub fn bytes(&self) -> f64 {
+        self.bytes
+    }
+
+    /// Takes `n` bytes if they are there.
+    pub fn take(&mut self, n: usize) -> bool {
+        let n = n as f64;
+        if n > self.bytes {
+            return false;
+        }
+        self.bytes -= n;
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_burst_is_allowed_then_the_rate_refills_it() {
+        let t0 = Instant::now();
+        let mut b = Budget::new(t0, 1);
+        assert_eq!(b.refill(t0, 1), BURST);
+        assert!(b.take(BURST as usize - 10));
+        assert!(!b.take(11), "the burst is spent");
+        assert!(b.take(10));
+        let later = t0 + Duration::from_millis(100);
+        let got = b.refill(later, 1);
+        assert!((got - RATE / 10.0).abs() < 1.0, "{got}");
+        assert_eq!(b.refill(later + Duration::from_secs(60), 1), BURST, "never more than a burst");
+    }
+
+    #[test]
+    fn sessions_share_the_budget_equally() {
+        let t0 = Instant::now();
+        let mut b = Budget::new(t0, 4);
+        assert_eq!(b.bytes(), BURST / 4.0);
+        assert!(b.take((BURST / 4.0) as usize));
+        let got = b.refill(t0 + Duration::from_millis(100), 4);
+        assert!((got - RATE / 40.0).abs() < 1.0, "{got}");
+        // Fewer sessions later: each may hold a larger share.
+        assert_eq!(b.refill(t0 + Duration::from_secs(60), 2), BURST / 2.0);
+    }
+}

@@ -251,7 +251,7 @@ impl Exec {
         if slot.dropped_logs > 0 {
             self.io.printer.say(
                 format!(
-                    "session {}: closed; it missed {} log event(s) while it could not keep up",
+                    "session {}: closed; {} log event(s) were not streamed to it (full queue or budget)",
                     session.0, slot.dropped_logs
                 ),
                 true,

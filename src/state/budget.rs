@@ -51,6 +51,16 @@ impl Budget {
         self.bytes
     }
 
+    /// How many of the newest frames (the end of `lens`, their sizes in order)
+    /// fit, at most `room` of them; takes their bytes.
+    pub fn take_newest(
+        &mut self,
+        lens: impl DoubleEndedIterator<Item = usize>,
+        room: usize,
+    ) -> usize {
+        lens.rev().take(room).take_while(|&n| self.take(n)).count()
+    }
+
     /// Takes `n` bytes if they are there.
     pub fn take(&mut self, n: usize) -> bool {
         let n = n as f64;
@@ -79,6 +89,18 @@ mod tests {
         let got = b.refill(later, 1);
         assert!((got - RATE / 10.0).abs() < 1.0, "{got}");
         assert_eq!(b.refill(later + Duration::from_secs(60), 1), BURST, "never more than a burst");
+    }
+
+    #[test]
+    fn the_newest_frames_that_fit_are_taken() {
+        let t0 = Instant::now();
+        let mut b = Budget::new(t0, 1);
+        assert!(b.take(BURST as usize - 250));
+        // Sizes oldest first: the last two fit in 250 bytes, the third does not.
+        assert_eq!(b.take_newest([100, 120, 130].into_iter(), 10), 2);
+        assert!(b.bytes() < 1.0);
+        let mut b = Budget::new(t0, 1);
+        assert_eq!(b.take_newest([100, 100, 100].into_iter(), 1), 1, "no more than the room");
     }
 
     #[test]

@@ -185,9 +185,11 @@ impl Exec {
         }
     }
 
-    /// Queues a batch's `log` events for every session, as many as its queue and
-    /// its budget allow (the rest it misses, counted), and wakes each session once.
-    /// Frames are encoded once, and only when some session can take them.
+    /// Queues a batch's `log` events for every session: the newest of them, as
+    /// many as its queue and its budget allow (the older rest it misses, counted),
+    /// and wakes each session once. The newest win because a live view shows the
+    /// tail: after a flood, a client sees its last lines, not lines from its
+    /// middle. Frames are encoded once, and only when some session can take them.
     fn broadcast_logs(&mut self, batch: &crate::logs::Batch, model: &Model) {
         if self.sessions.is_empty() {
             return;
@@ -206,16 +208,15 @@ impl Exec {
         if most > 0 {
             let json = BatchJson::new(batch, self.name(model, batch.svc));
             let mut buf = Vec::with_capacity(256);
-            frames.extend((0..most).map(|i| wire::log_event(batch, i, &json, &mut buf)));
+            let first = batch.len() - most;
+            frames.extend((first..batch.len()).map(|i| wire::log_event(batch, i, &json, &mut buf)));
         }
         for slot in self.sessions.values_mut() {
-            let take = room(slot).min(frames.len());
-            let budget = &mut slot.budget;
-            let sent = frames[..take]
+            // The newest frames that fit, then queued oldest first.
+            let newest = slot.budget.take_newest(frames.iter().map(|f| f.len()), room(slot));
+            let sent = frames[frames.len() - newest..]
                 .iter()
-                .take_while(|f| {
-                    budget.take(f.len()) && slot.outbox.logs.try_send((*f).clone()).is_ok()
-                })
+                .take_while(|f| slot.outbox.logs.try_send((*f).clone()).is_ok())
                 .count();
             slot.dropped_logs += (batch.len() - sent) as u64;
             if sent > 0 {

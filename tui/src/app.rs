@@ -156,6 +156,8 @@ pub struct App {
     outbox: Vec<Request>,
     /// When missing log events were last asked for.
     gap_asked: Option<Instant>,
+    /// Highest seq of the live `log` events on this connection.
+    stream_seq: u64,
 }
 
 fn status_of(payload: &Value) -> String {
@@ -189,6 +191,7 @@ impl App {
             next_id: 0,
             outbox: Vec::new(),
             gap_asked: None,
+            stream_seq: 0,
         }
     }
 
@@ -283,6 +286,7 @@ impl App {
     fn on_link(&mut self, state: LinkState) {
         if matches!(state, LinkState::Connected) {
             self.got_hello = false;
+            self.stream_seq = 0;
         } else {
             self.ready = false;
             // Pending commands fail; they are never retried automatically.
@@ -393,20 +397,33 @@ impl App {
     }
 
     fn on_log(&mut self, e: Entry, now: Instant) {
-        if !self.ready || !self.view.wants(&e) {
+        if !self.ready {
             return;
         }
-        // seq is global and every line is in the all-logs view, so a jump means
-        // the server dropped events for this client: ask for them (one request
-        // at a time, at most a buffer's worth).
+        // seq is global and the server streams every service's lines to every
+        // client, so a jump in the stream means it did not stream some lines.
+        let missed = self.stream_seq > 0 && e.seq > self.stream_seq + 1;
+        self.stream_seq = self.stream_seq.max(e.seq);
+        if !self.view.wants(&e) {
+            return;
+        }
+        // Ask for the lines of this view between what it has and this one (one
+        // request at a time, at most a buffer's worth). Every line is in the
+        // all-logs view, so there any jump is a hole; a service's own lines
+        // jump anyway, so there only a jump in the stream can be one.
         let v = &self.view;
-        let gap = v.service.is_none() && v.max_seq > 0 && e.seq > v.max_seq + 1;
+        let after = v.max_seq > 0 && e.seq > v.max_seq + 1;
+        let gap = after && (v.service.is_none() || missed);
         let asking = self.pending.values().any(|(p, _)| matches!(p, Pending::Gap { .. }))
             || self.gap_asked.is_some_and(|t| now.saturating_duration_since(t) < GAP_EVERY);
         if gap && !asking && !v.loading {
             self.gap_asked = Some(now);
-            let p = json!({"after_seq": v.max_seq, "before_seq": e.seq, "limit": v.cap});
-            self.send("get_logs", p, Pending::Gap { view: None }, now);
+            let mut p = json!({"after_seq": v.max_seq, "before_seq": e.seq, "limit": v.cap});
+            if let Some(s) = &v.service {
+                p["service"] = json!(s);
+            }
+            let view = v.service.clone();
+            self.send("get_logs", p, Pending::Gap { view }, now);
         }
         // Also while a page is on its way: the merge dedupes by seq.
         self.view.merge(vec![e]);
@@ -882,6 +899,28 @@ mod tests {
         assert!(sent(&mut app).is_empty(), "at most one gap request per GAP_EVERY");
         app.update(log(11, "api", "later"), now + GAP_EVERY);
         assert_eq!(sent(&mut app)[0]["payload"]["after_seq"], 9);
+    }
+
+    #[test]
+    fn a_jump_in_the_stream_fills_a_service_view_too() {
+        let mut app = connected(&[("api", "ready"), ("web", "ready")]);
+        let now = t0();
+        sent(&mut app);
+        app.update(Event::Key(Key::Down), now);
+        let s = sent(&mut app);
+        assert_eq!(s[0]["payload"]["service"], "api");
+        page(&mut app, s[0]["id"].as_str().unwrap(), &[1, 2], false, 100);
+        app.update(log(3, "web", "other service"), now);
+        app.update(log(4, "api", "next"), now);
+        assert!(sent(&mut app).is_empty(), "other services' lines in between are no hole");
+        app.update(log(9, "api", "after a jump"), now);
+        let s = sent(&mut app);
+        assert_eq!(s.len(), 1);
+        let want = json!({"service": "api", "after_seq": 4, "before_seq": 9, "limit": 100});
+        assert_eq!(s[0]["payload"], want);
+        let data = json!({"entries": entries(&[6, 8], "api"), "truncated": false});
+        app.update(result(s[0]["id"].as_str().unwrap(), json!({"ok": true, "data": data})), now);
+        assert_eq!(seqs(&app), vec![1, 2, 4, 6, 8, 9]);
     }
 
     #[test]

@@ -86,16 +86,9 @@ impl Files {
         match Sink::open(&path) {
             Ok(f) => Some(f),
             Err(e) => {
-                self.fail(&path, &e);
+                say_failed(&mut self.failed, &path, &e);
                 None
             }
-        }
-    }
-
-    fn fail(&mut self, path: &Path, e: &std::io::Error) {
-        if !self.failed {
-            eprintln!("[flowlayer] logs: cannot write {}: {e}", path.display());
-            self.failed = true;
         }
     }
 
@@ -121,8 +114,7 @@ impl Files {
             }
         }
         if let Some(x) = err {
-            let dir = self.dir.clone();
-            self.fail(&dir, &x);
+            say_failed(&mut self.failed, &self.dir, &x);
         }
     }
 
@@ -135,9 +127,17 @@ impl Files {
             }
         }
         if let Some(x) = err {
-            let dir = self.dir.clone();
-            self.fail(&dir, &x);
+            say_failed(&mut self.failed, &self.dir, &x);
         }
+    }
+}
+
+/// Says, once per run, that the log files cannot be written (the services and
+/// the session API go on; memory still holds the newest lines).
+fn say_failed(failed: &mut bool, path: &Path, e: &std::io::Error) {
+    if !*failed {
+        eprintln!("[flowlayer] logs: cannot write {}: {e}", path.display());
+        *failed = true;
     }
 }
 

@@ -10,3 +10,13 @@ mod writer;
 pub use batch::{format_timestamp, now_ms, Batch, BatchJson, LineRef, Lines};
 pub use store::{LogStore, Page, DEFAULT_RING_CAPACITY};
 pub use writer::{first_seq, read_jsonl_page, spawn_writer, Writer};
+
+/// An empty directory of this test process, for a unit test that writes files
+/// (the test removes it).
+#[cfg(test)]
+fn scratch_dir(tag: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("fl-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir); // left over from a failed run, if any
+    std::fs::create_dir_all(&dir).expect("temp dir is writable");
+    dir
+}

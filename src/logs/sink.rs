@@ -100,8 +100,7 @@ mod tests {
 
     #[test]
     fn bursts_reserve_space_that_release_gives_back_without_changing_the_content() {
-        let dir = std::env::temp_dir().join(format!("fl-sink-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::logs::scratch_dir("sink");
         let path = dir.join("a.jsonl");
         std::fs::write(&path, b"old\n").unwrap();
         let mut sink = Sink::open(&path).unwrap();

@@ -278,8 +278,7 @@ mod tests {
 
     #[test]
     fn backwards_reader_sees_every_line_across_chunks() {
-        let dir = std::env::temp_dir().join(format!("fl-jsonl-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::logs::scratch_dir("jsonl");
         let path = dir.join("all.jsonl");
         let mut text = String::new();
         let filler = "x".repeat(1000);

@@ -414,9 +414,7 @@ impl App {
         let v = &self.view;
         let after = v.max_seq > 0 && e.seq > v.max_seq + 1;
         let gap = after && (v.service.is_none() || missed);
-        let asking = self.pending.values().any(|(p, _)| matches!(p, Pending::Gap { .. }))
-            || self.gap_asked.is_some_and(|t| now.saturating_duration_since(t) < GAP_EVERY);
-        if gap && !asking && !v.loading {
+        if gap && !v.loading && self.may_ask_for_gap(now) {
             self.gap_asked = Some(now);
             let mut p = json!({"after_seq": v.max_seq, "before_seq": e.seq, "limit": v.cap});
             if let Some(s) = &v.service {
@@ -427,6 +425,12 @@ impl App {
         }
         // Also while a page is on its way: the merge dedupes by seq.
         self.view.merge(vec![e]);
+    }
+
+    /// No request for missing lines is on its way, and none went out lately.
+    fn may_ask_for_gap(&self, now: Instant) -> bool {
+        self.gap_asked.is_none_or(|t| now.saturating_duration_since(t) >= GAP_EVERY)
+            && !self.pending.values().any(|(p, _)| matches!(p, Pending::Gap { .. }))
     }
 
     fn on_result(&mut self, what: Pending, payload: Value) {

@@ -207,7 +207,7 @@ fn for_each_line_backwards(path: &Path, mut f: impl FnMut(&[u8]) -> bool) -> std
         let cut = if pos == 0 {
             0
         } else {
-            match buf.iter().position(|b| *b == b'\n') {
+            match memchr::memchr(b'\n', &buf) {
                 Some(i) => i + 1,
                 None => {
                     tail = buf;
@@ -215,10 +215,16 @@ fn for_each_line_backwards(path: &Path, mut f: impl FnMut(&[u8]) -> bool) -> std
                 }
             }
         };
-        for line in buf[cut..].split(|b| *b == b'\n').rev() {
+        // Line ends found from the back at memory speed, as the pumps find them.
+        let whole = &buf[cut..];
+        let mut end = whole.len();
+        let starts = memchr::memrchr_iter(b'\n', whole).map(|nl| nl + 1).chain([0]);
+        for start in starts {
+            let line = &whole[start..end];
             if !line.is_empty() && !f(line) {
                 return Ok(());
             }
+            end = start.saturating_sub(1);
         }
         tail = buf[..cut].to_vec();
     }

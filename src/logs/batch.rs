@@ -83,6 +83,7 @@ pub struct LineRef {
 }
 
 impl LineRef {
+    #[cfg(test)]
     pub fn seq(&self) -> u64 {
         self.batch.seq(self.i as usize)
     }

@@ -1,9 +1,11 @@
 //! In-memory log rings: one per service, owned by the state thread (no locks).
 //!
 //! A ring per service (server.md section 6) so a noisy service never evicts a quiet
-//! one's history. A ring slot is a reference into a shared batch (no per-line
-//! allocation). Queries walk the rings from their tails and copy only the lines
-//! they return: `get_logs` never copies or sorts the whole store.
+//! one's history. A ring holds whole batches (one `Arc` per batch, not per line:
+//! the writer and the terminal read the same batches on other CPUs, and a count
+//! touched per line would bounce between them). Queries walk the rings from their
+//! tails and copy only the lines they return: `get_logs` never copies or sorts
+//! the whole store.
 
 use super::{Batch, LineRef, Lines};
 use crate::bus::{Status, Stream, SvcId};
@@ -14,7 +16,7 @@ use std::sync::Arc;
 pub const DEFAULT_RING_CAPACITY: usize = 10_000;
 
 pub struct LogStore {
-    rings: Vec<VecDeque<LineRef>>,
+    rings: Vec<Ring>,
     /// Highest seq evicted from each ring (0 = nothing evicted yet).
     evicted_max: Vec<u64>,
     capacity: usize,
@@ -41,10 +43,88 @@ pub struct DiskRange {
     pub need: usize,
 }
 
+/// One service's newest lines, oldest first, as the tails of whole batches.
+/// Entries are numbered from 0 (the oldest) to `len - 1`.
+#[derive(Default)]
+struct Ring {
+    segs: VecDeque<Seg>,
+    len: usize,
+    /// Entries ever added: a segment's `start` counts in this numbering, which
+    /// eviction does not shift.
+    added: u64,
+}
+
+/// Lines `from..` of a batch.
+struct Seg {
+    batch: Arc<Batch>,
+    from: u32,
+    /// Number of line `from` in the ring's lifetime numbering.
+    start: u64,
+}
+
+impl Ring {
+    /// Adds lines `from..` of `batch`, then evicts the oldest beyond `capacity`;
+    /// returns how many were evicted and the highest seq among them.
+    fn push(&mut self, batch: Arc<Batch>, from: usize, capacity: usize) -> (usize, Option<u64>) {
+        let n = batch.len() - from;
+        if n > 0 {
+            self.segs.push_back(Seg { batch, from: from as u32, start: self.added });
+            self.added += n as u64;
+            self.len += n;
+        }
+        let mut evicted = 0;
+        let mut last = None;
+        while self.len > capacity {
+            let front = self.segs.front_mut().expect("len > 0 means a segment");
+            let drop = (front.batch.len() - front.from as usize).min(self.len - capacity);
+            last = Some(front.batch.seq(front.from as usize + drop - 1));
+            front.from += drop as u32;
+            front.start += drop as u64;
+            self.len -= drop;
+            evicted += drop;
+            if front.from as usize == front.batch.len() {
+                self.segs.pop_front();
+            }
+        }
+        (evicted, last)
+    }
+
+    /// Entry `k` (0 = oldest).
+    fn get(&self, k: usize) -> (&Arc<Batch>, usize) {
+        let at = self.segs.front().map_or(0, |s| s.start) + k as u64;
+        let seg = &self.segs[self.segs.partition_point(|s| s.start <= at) - 1];
+        (&seg.batch, seg.from as usize + (at - seg.start) as usize)
+    }
+
+    fn seq(&self, k: usize) -> u64 {
+        let (batch, i) = self.get(k);
+        batch.seq(i)
+    }
+
+    fn line(&self, k: usize) -> LineRef {
+        let (batch, i) = self.get(k);
+        LineRef { batch: batch.clone(), i: i as u32 }
+    }
+
+    /// Number of entries whose seq satisfies `below` (true for a prefix).
+    fn count_where(&self, below: impl Fn(u64) -> bool) -> usize {
+        let (mut lo, mut hi) = (0, self.len);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if below(self.seq(mid)) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    }
+}
+
 impl LogStore {
     pub fn new(services: usize, capacity: usize, first_seq: u64) -> LogStore {
         LogStore {
-            rings: (0..services).map(|_| VecDeque::new()).collect(),
+            rings: (0..services).map(|_| Ring::default()).collect(),
             evicted_max: vec![0; services],
             capacity: capacity.max(1),
             next_seq: first_seq,
@@ -64,18 +144,16 @@ impl LogStore {
         let n = lines.len();
         let batch = Arc::new(Batch { svc, stream, phase, ts_ms, seq0: self.next_seq, lines });
         self.next_seq += n as u64;
-        let ring = &mut self.rings[svc.0];
         // Only the last `capacity` lines of a huge batch can stay.
         let first = n.saturating_sub(self.capacity);
-        let overflow = (ring.len() + n - first).saturating_sub(self.capacity);
-        for old in ring.drain(..overflow) {
-            self.evicted_max[svc.0] = old.seq();
-        }
         if first > 0 {
             self.evicted_max[svc.0] = batch.seq(first - 1);
         }
-        self.evicted += (overflow + first) as u64;
-        ring.extend((first..n).map(|i| LineRef { batch: batch.clone(), i: i as u32 }));
+        let (evicted, last) = self.rings[svc.0].push(batch.clone(), first, self.capacity);
+        if let Some(seq) = last {
+            self.evicted_max[svc.0] = self.evicted_max[svc.0].max(seq);
+        }
+        self.evicted += (evicted + first) as u64;
         batch
     }
 
@@ -100,8 +178,8 @@ impl LogStore {
             .iter()
             .map(|&r| {
                 let ring = &self.rings[r];
-                let lo = ring.partition_point(|e| e.seq() <= low);
-                let hi = ring.partition_point(|e| e.seq() < before);
+                let lo = ring.count_where(|seq| seq <= low);
+                let hi = ring.count_where(|seq| seq < before);
                 (r, lo, hi.max(lo))
             })
             .filter(|(_, lo, hi)| hi > lo)
@@ -111,12 +189,12 @@ impl LogStore {
             // The ring whose last remaining entry is the newest.
             let Some(best) = (0..spans.len()).max_by_key(|&i| {
                 let (r, _, hi) = spans[i];
-                self.rings[r][hi - 1].seq()
+                self.rings[r].seq(hi - 1)
             }) else {
                 break;
             };
             let (r, lo, hi) = &mut spans[best];
-            out.push(self.rings[*r][*hi - 1].clone());
+            out.push(self.rings[*r].line(*hi - 1));
             *hi -= 1;
             if *hi == *lo {
                 spans.swap_remove(best);
@@ -153,6 +231,30 @@ mod tests {
 
     fn seqs(p: &Page) -> Vec<u64> {
         p.entries.iter().map(|e| e.seq()).collect()
+    }
+
+    #[test]
+    fn eviction_cuts_into_batches_and_queries_find_single_lines() {
+        let mut s = LogStore::new(2, 5, 1);
+        let lines = |from: usize, n: usize| {
+            let mut l = Lines::default();
+            (from..from + n).for_each(|i| l.push(&format!("m{i}")));
+            l
+        };
+        s.push(SvcId(0), Status::Running, Stream::Stdout, 0, lines(0, 3)); // seq 1-3
+        s.push(SvcId(1), Status::Running, Stream::Stdout, 0, lines(9, 1)); // seq 4
+        s.push(SvcId(0), Status::Running, Stream::Stdout, 0, lines(3, 4)); // seq 5-8
+        assert_eq!(s.evicted, 2);
+        let p = s.query(Some(SvcId(0)), 0, u64::MAX, 10, true);
+        assert_eq!(seqs(&p), vec![3, 5, 6, 7, 8]);
+        let text: Vec<&str> = p.entries.iter().map(|e| e.batch.message(e.i as usize)).collect();
+        assert_eq!(text, vec!["m2", "m3", "m4", "m5", "m6"]);
+        assert_eq!(p.from_disk, Some(DiskRange { after: 0, upto: 2, need: 5 }));
+        assert_eq!(seqs(&s.query(None, 3, 8, 10, false)), vec![4, 5, 6, 7]);
+        assert_eq!(seqs(&s.query(Some(SvcId(0)), 5, u64::MAX, 2, false)), vec![7, 8]);
+        s.push(SvcId(0), Status::Running, Stream::Stdout, 0, lines(7, 4)); // seq 9-12
+        assert_eq!(seqs(&s.query(Some(SvcId(0)), 0, u64::MAX, 10, false)), vec![8, 9, 10, 11, 12]);
+        assert_eq!(s.evicted, 6);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! the plan, start the threads, map outcomes to exit codes (0 clean shutdown,
 //! 2 bad command line, config or bind address, 1 anything else fatal).
 
+mod background;
 mod bus;
 mod cli;
 mod config;

@@ -128,6 +128,7 @@ struct Terminal {
 
 impl Terminal {
     fn run(mut self, rx: Receiver<Out>) {
+        crate::background::run_in_background();
         loop {
             let msg = match rx.try_recv() {
                 Ok(m) => m,

@@ -97,3 +97,43 @@ fn a_burst_of_200000_lines_lands_whole_and_in_order() {
         assert!(held < meta.len() + 1024 * 1024, "{file}: {held} bytes held for {}", meta.len());
     }
 }
+
+/// Scheduling policy of each of the server's threads, by thread name
+/// (`policy` in /proc/<pid>/task/<tid>/sched: 0 normal, 5 `SCHED_IDLE`).
+fn thread_policies(pid: u32) -> Vec<(String, u32)> {
+    let mut out = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap().flatten() {
+        let name = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        let sched = std::fs::read_to_string(task.path().join("sched")).unwrap_or_default();
+        let policy = sched
+            .lines()
+            .find(|l| l.starts_with("policy"))
+            .and_then(|l| l.rsplit(':').next())
+            .and_then(|v| v.trim().parse().ok());
+        if let Some(policy) = policy {
+            out.push((name.trim().to_string(), policy));
+        }
+    }
+    out
+}
+
+#[test]
+fn the_jsonl_writer_and_the_terminal_yield_the_cpu_and_the_rest_do_not() {
+    let mut s = Server::start_with("tests/lines.jsonc", Opts { session: false, ..Opts::default() });
+    s.wait_started();
+    let pid = s.child.id();
+    let background = ["jsonl-writer", "terminal"];
+    let mut policies = Vec::new();
+    // Each thread sets its own policy as it starts: wait for both.
+    wait_until(T, "writer and terminal under SCHED_IDLE", || {
+        policies = thread_policies(pid);
+        background.iter().all(|b| policies.iter().any(|(n, p)| n == b && *p == 5))
+    });
+    assert!(policies.iter().any(|(n, _)| n == "state"), "{policies:?}");
+    for (name, policy) in &policies {
+        if !background.contains(&name.as_str()) {
+            assert_eq!(*policy, 0, "thread {name}: {policies:?}");
+        }
+    }
+    assert!(s.shutdown().success());
+}

@@ -153,6 +153,7 @@ pub fn spawn_writer(dir: PathBuf, names: Arc<[String]>) -> std::io::Result<Write
 }
 
 fn run_writer(mut files: Files, rx: Receiver<Job>) {
+    crate::background::run_in_background();
     // Sleeps in `recv` with no timer (idle = idle). What queued up meanwhile is
     // written before the flush, so a burst goes out in big chunks and the last line
     // of a burst is in the file as soon as the writer has caught up.

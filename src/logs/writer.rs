@@ -103,10 +103,7 @@ impl Files {
         }
         let json = BatchJson::new(batch, &self.names[svc]);
         self.buf.clear();
-        for i in 0..batch.len() {
-            json.write(batch, i, &mut self.buf);
-            self.buf.push(b'\n');
-        }
+        json.write_all(batch, &mut self.buf);
         let mut err = None;
         for f in [&mut self.all, &mut self.per[svc]].into_iter().flatten() {
             if let Err(x) = f.write(&self.buf) {

@@ -97,13 +97,14 @@ pub fn spawn_piped(
     let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(0);
     // One credit for both pipes of the run: together they hold at most IN_FLIGHT bytes.
     let credit = Credit::new(IN_FLIGHT);
-    let pipes: [(Option<Box<dyn std::io::Read + Send>>, Stream); 2] = [
-        (child.stdout.take().map(|p| boxed_pipe(p.into())), Stream::Stdout),
-        (child.stderr.take().map(|p| boxed_pipe(p.into())), Stream::Stderr),
+    let pipes: [(Option<std::os::fd::OwnedFd>, Stream); 2] = [
+        (child.stdout.take().map(Into::into), Stream::Stdout),
+        (child.stderr.take().map(Into::into), Stream::Stderr),
     ];
-    for (pipe, stream) in pipes {
-        let Some(pipe) = pipe else { continue };
-        let pump = Pump { pipe, svc, stream, bus: bus.clone(), credit: credit.clone() };
+    for (fd, stream) in pipes {
+        let Some(fd) = fd else { continue };
+        let (pipe, nap) = boxed_pipe(fd);
+        let pump = Pump { pipe, svc, stream, bus: bus.clone(), credit: credit.clone(), nap };
         let done = done_tx.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("pump:{label}:{}", stream.as_str()))
@@ -131,15 +132,15 @@ pub fn spawn_piped(
     Ok(pid)
 }
 
-fn boxed_pipe(fd: std::os::fd::OwnedFd) -> Box<dyn std::io::Read + Send> {
+/// The pipe as a reader, and whether it grew big enough for its pump to nap.
+fn boxed_pipe(fd: std::os::fd::OwnedFd) -> (Box<dyn std::io::Read + Send>, bool) {
     // A bigger pipe lets a bursty child write without waiting for the pump. If
-    // the kernel refuses every size, the default pipe still works.
-    for size in PIPE_SIZES {
-        if nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_SETPIPE_SZ(size)).is_ok() {
-            break;
-        }
-    }
-    Box::new(std::fs::File::from(fd))
+    // the kernel refuses every size (past the user's pipe quota), the default
+    // pipe still works, but too small to hold a nap's worth of a flood.
+    let grown = PIPE_SIZES
+        .iter()
+        .any(|&size| nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_SETPIPE_SZ(size)).is_ok());
+    (Box::new(std::fs::File::from(fd)), grown)
 }
 
 fn describe_io(e: &std::io::Error, cwd: &Path) -> String {

@@ -182,12 +182,7 @@ pub enum Msg {
     /// A pump read a batch of complete lines from one pipe. Lines are kept
     /// whichever run wrote them: they were written, whatever happened after.
     /// Dropping the permit gives the pump its byte credit back.
-    Lines {
-        svc: SvcId,
-        stream: Stream,
-        lines: crate::logs::Lines,
-        permit: crate::supervisor::Permit,
-    },
+    Lines { svc: SvcId, stream: Stream, lines: crate::logs::Lines, permit: crate::credit::Permit },
     /// The state thread's own spawn of a run succeeded (queued locally, never sent).
     Spawned { svc: SvcId, run: RunId, pid: u32 },
     /// The spawn of a run failed before any process ran (queued locally, never sent).

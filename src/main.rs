@@ -6,6 +6,7 @@ mod background;
 mod bus;
 mod cli;
 mod config;
+mod credit;
 mod logs;
 mod output;
 mod plan;
@@ -151,7 +152,7 @@ fn run() -> Result<ExitCode, Fatal> {
         .map_err(other)?;
     state.join().map_err(|_| Fatal::Other("the state thread panicked".into()))?;
     if let Some(r) = requests {
-        r.wait_idle(HTTP_GRACE);
+        r.wait_empty(HTTP_GRACE);
     }
     Ok(ExitCode::SUCCESS)
 }

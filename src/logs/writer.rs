@@ -9,7 +9,7 @@
 
 use super::sink::Sink;
 use super::{Batch, BatchJson};
-use crate::supervisor::{Credit, Permit};
+use crate::credit::{Credit, Permit};
 use crossbeam_channel::{Receiver, Sender};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};

@@ -10,56 +10,17 @@ use super::http::{error_body, read_head, respond, Head, HeadError};
 use super::ws;
 use crate::bus::{BusTx, SessionId};
 use crate::config::BindAddr;
+use crate::credit::Credit;
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
-
-/// Plain HTTP requests being answered, so shutdown can give them time to finish.
-#[derive(Default)]
-pub struct InFlight {
-    count: Mutex<usize>,
-    idle: Condvar,
-}
-
-/// Counts one request while alive.
-struct Request(Arc<InFlight>);
-
-impl Request {
-    fn begin(f: &Arc<InFlight>) -> Request {
-        *f.count.lock().unwrap_or_else(|e| e.into_inner()) += 1;
-        Request(f.clone())
-    }
-}
-
-impl Drop for Request {
-    fn drop(&mut self) {
-        let mut n = self.0.count.lock().unwrap_or_else(|e| e.into_inner());
-        *n -= 1;
-        self.0.idle.notify_all();
-    }
-}
-
-impl InFlight {
-    /// Waits until no request is in flight, at most `limit`.
-    pub fn wait_idle(&self, limit: Duration) {
-        let end = Instant::now() + limit;
-        let mut n = self.count.lock().unwrap_or_else(|e| e.into_inner());
-        while *n > 0 {
-            let left = end.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return;
-            }
-            n = self.idle.wait_timeout(n, left).unwrap_or_else(|e| e.into_inner()).0;
-        }
-    }
-}
+use std::sync::Arc;
 
 pub struct SessionHandle {
     pub addr: SocketAddr,
     stopping: Arc<AtomicBool>,
-    /// Shutdown waits on this (server.md section 5: up to 2 s).
-    pub requests: Arc<InFlight>,
+    /// Plain HTTP requests being answered, one permit each: shutdown waits for
+    /// them (server.md section 5: up to 2 s).
+    pub requests: Credit,
 }
 
 impl SessionHandle {
@@ -96,7 +57,7 @@ pub fn start(bind: &BindAddr, token: String, bus: BusTx) -> std::io::Result<Sess
     let listener = TcpListener::bind(&addrs[..])?;
     let addr = listener.local_addr()?;
     let stopping = Arc::new(AtomicBool::new(false));
-    let requests = Arc::new(InFlight::default());
+    let requests = Credit::new(usize::MAX);
     let ctx = Arc::new(Ctx {
         token,
         bus,
@@ -116,7 +77,7 @@ pub struct Ctx {
     pub bus: BusTx,
     next_id: AtomicU64,
     pub instance_id: String,
-    requests: Arc<InFlight>,
+    requests: Credit,
 }
 
 fn run_accept(listener: TcpListener, ctx: Arc<Ctx>, stopping: Arc<AtomicBool>) {
@@ -159,7 +120,7 @@ fn authorize(head: &Head, token: &str) -> Result<(), (u16, String)> {
 }
 
 fn serve(mut stream: TcpStream, ctx: Arc<Ctx>) {
-    let request = Request::begin(&ctx.requests);
+    let request = ctx.requests.take(1);
     let _ = stream.set_nodelay(true);
     let head = match read_head(&mut stream) {
         Ok(h) => h,

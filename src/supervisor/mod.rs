@@ -2,13 +2,11 @@
 //! their readiness and stopping them. Every thread here reports facts to the
 //! state thread over the bus and owns nothing the state thread owns.
 
-mod credit;
 mod probe;
 mod pump;
 mod spawn;
 mod stop;
 
-pub use credit::{Credit, Permit};
 pub use probe::{spawn_probe, ProbeJob};
 pub use spawn::launch;
 

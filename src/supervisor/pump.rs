@@ -7,8 +7,8 @@
 //! instead of growing memory; nothing behind the state thread (disk, terminal,
 //! clients) can block it.
 
-use super::credit::Credit;
 use crate::bus::{BusTx, Msg, Stream, SvcId};
+use crate::credit::Credit;
 use crate::logs::Lines;
 use std::io::{ErrorKind, Read};
 use std::time::Duration;

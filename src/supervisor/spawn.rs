@@ -4,11 +4,11 @@
 //! Called on the state thread (`launch` returns as soon as the child exists). The
 //! waiter thread (`wait:<svc>`) owns the child's pid until it reports `Exited`.
 
-use super::credit::Credit;
 use super::pump::{Pump, IN_FLIGHT, PIPE_SIZES};
 use super::stop::{signal_group, GroupSignal};
 use crate::bus::{BusTx, ExitInfo, Msg, RunId, Stream, SvcId};
 use crate::config::ServiceCfg;
+use crate::credit::Credit;
 use crossbeam_channel::Receiver;
 use nix::sys::wait::{waitid, waitpid, Id, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;

@@ -1,9 +1,15 @@
-//! Byte credit between a pump and the state thread: a pump may have at most
-//! `limit` bytes of read lines waiting on the bus. Beyond that it waits (on a
-//! condition variable, not a timer) and so does the child: back-pressure with a
-//! memory bound, whatever the bus's message count.
+//! Credit: a count of things in flight, bounded by `limit`, each held as a
+//! `Permit` that gives its share back when dropped. A taker past the limit waits
+//! on a condition variable, not a timer.
+//!
+//! - pumps: bytes of read lines waiting for the state thread (back-pressure on
+//!   the child, with a memory bound whatever the bus's message count);
+//! - the JSONL writer: bytes waiting for the disk;
+//! - the session listener: plain HTTP requests being answered, which shutdown
+//!   waits for (`wait_empty`).
 
 use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 #[derive(Clone)]
 pub struct Credit {
@@ -32,6 +38,20 @@ impl Credit {
         }
         *used += n;
         Permit { inner: self.inner.clone(), n }
+    }
+
+    /// Waits until no permit is held, at most `limit`.
+    pub fn wait_empty(&self, limit: Duration) {
+        let end = Instant::now() + limit;
+        let (lock, cv) = &*self.inner;
+        let mut used = lock.lock().unwrap_or_else(|e| e.into_inner());
+        while *used > 0 {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            used = cv.wait_timeout(used, left).unwrap_or_else(|e| e.into_inner()).0;
+        }
     }
 }
 
@@ -70,5 +90,25 @@ mod tests {
         rx.recv_timeout(Duration::from_secs(5)).expect("released");
         t.join().unwrap();
         let _big = c.take(100); // alone: let through
+    }
+
+    #[test]
+    fn wait_empty_returns_when_the_last_permit_goes_or_at_the_limit() {
+        let c = Credit::new(usize::MAX);
+        c.wait_empty(Duration::from_secs(20)); // nothing held: returns at once
+        let p = c.take(1);
+        let t0 = Instant::now();
+        c.wait_empty(Duration::from_millis(30));
+        assert!(t0.elapsed() >= Duration::from_millis(30), "held: waits the limit");
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let c2 = c.clone();
+        let t = std::thread::spawn(move || {
+            c2.wait_empty(Duration::from_secs(20));
+            tx.send(()).unwrap();
+        });
+        assert!(rx.recv_timeout(Duration::from_millis(50)).is_err(), "must wait");
+        drop(p);
+        rx.recv_timeout(Duration::from_secs(5)).expect("released");
+        t.join().unwrap();
     }
 }

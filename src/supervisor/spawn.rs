@@ -103,7 +103,7 @@ pub fn spawn_piped(
     ];
     for (fd, stream) in pipes {
         let Some(fd) = fd else { continue };
-        let (pipe, nap) = boxed_pipe(fd);
+        let (pipe, nap) = grow_pipe(fd);
         let pump = Pump { pipe, svc, stream, bus: bus.clone(), credit: credit.clone(), nap };
         let done = done_tx.clone();
         let spawned = std::thread::Builder::new()
@@ -132,15 +132,15 @@ pub fn spawn_piped(
     Ok(pid)
 }
 
-/// The pipe as a reader, and whether it grew big enough for its pump to nap.
-fn boxed_pipe(fd: std::os::fd::OwnedFd) -> (Box<dyn std::io::Read + Send>, bool) {
+/// The pipe as a file to read, and whether it grew big enough for its pump to nap.
+fn grow_pipe(fd: std::os::fd::OwnedFd) -> (std::fs::File, bool) {
     // A bigger pipe lets a bursty child write without waiting for the pump. If
     // the kernel refuses every size (past the user's pipe quota), the default
     // pipe still works, but too small to hold a nap's worth of a flood.
     let grown = PIPE_SIZES
         .iter()
         .any(|&size| nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_SETPIPE_SZ(size)).is_ok());
-    (Box::new(std::fs::File::from(fd)), grown)
+    (std::fs::File::from(fd), grown)
 }
 
 fn describe_io(e: &std::io::Error, cwd: &Path) -> String {

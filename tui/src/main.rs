@@ -79,16 +79,11 @@ fn next_event(
     link: &Receiver<Event>,
     deadline: Option<Instant>,
 ) -> Option<Event> {
-    let got = match deadline {
-        Some(d) => crossbeam_channel::select_biased! {
-            recv(input) -> m => m,
-            recv(link) -> m => m,
-            default(d.saturating_duration_since(Instant::now())) => return None,
-        },
-        None => crossbeam_channel::select_biased! {
-            recv(input) -> m => m,
-            recv(link) -> m => m,
-        },
+    let timeout = deadline.map_or_else(crossbeam_channel::never, crossbeam_channel::at);
+    let got = crossbeam_channel::select_biased! {
+        recv(input) -> m => m,
+        recv(link) -> m => m,
+        recv(timeout) -> _ => return None,
     };
     Some(got.unwrap_or(Event::Quit))
 }

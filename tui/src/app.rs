@@ -815,6 +815,19 @@ mod tests {
         app
     }
 
+    /// `api` ready, its all-logs view loaded with `seqs` (the whole history).
+    fn all_logs_with(seqs: &[u64]) -> App {
+        let mut app = connected(&[("api", "ready")]);
+        let id = sent_id(&mut app);
+        page(&mut app, &id, seqs, false, 100);
+        app
+    }
+
+    /// The id of the first request the app sent since the last look.
+    fn sent_id(app: &mut App) -> String {
+        sent(app)[0]["id"].as_str().unwrap().to_string()
+    }
+
     fn sent(app: &mut App) -> Vec<Value> {
         app.take_requests().iter().map(|r| serde_json::from_str(&r.frame).unwrap()).collect()
     }
@@ -845,7 +858,7 @@ mod tests {
     #[test]
     fn first_page_sets_the_cap_and_live_lines_are_deduped_by_seq() {
         let mut app = connected(&[("api", "ready"), ("db", "ready")]);
-        let id = sent(&mut app)[0]["id"].as_str().unwrap().to_string();
+        let id = sent_id(&mut app);
         let now = t0();
         // A live line arrives before the page that also contains it.
         app.update(log(12, "api", "live"), now);
@@ -859,10 +872,8 @@ mod tests {
 
     #[test]
     fn reconnect_replays_after_the_highest_seq_and_fails_pending_commands() {
-        let mut app = connected(&[("api", "ready")]);
-        let id = sent(&mut app)[0]["id"].as_str().unwrap().to_string();
+        let mut app = all_logs_with(&[1, 2]);
         let now = t0();
-        page(&mut app, &id, &[1, 2], false, 100);
         app.update(log(5, "api", "x"), now);
         assert_eq!(sent(&mut app)[0]["payload"]["before_seq"], 5, "the gap 3..4 is asked for");
         app.update(Event::Key(Key::Char('x')), now);
@@ -886,10 +897,8 @@ mod tests {
 
     #[test]
     fn a_seq_gap_in_the_all_view_is_filled_from_the_server() {
-        let mut app = connected(&[("api", "ready")]);
-        let id = sent(&mut app)[0]["id"].as_str().unwrap().to_string();
+        let mut app = all_logs_with(&[1, 2]);
         let now = t0();
-        page(&mut app, &id, &[1, 2], false, 100);
         app.update(log(5, "api", "after a gap"), now);
         let s = sent(&mut app);
         assert_eq!(s.len(), 1);
@@ -971,7 +980,7 @@ mod tests {
         app.update(Event::Key(Key::Down), now);
         sent(&mut app);
         app.update(Event::Key(Key::Char('x')), now);
-        let id = sent(&mut app)[0]["id"].as_str().unwrap().to_string();
+        let id = sent_id(&mut app);
         app.update(
             env(json!({"type":"ack","id":id,"payload":{"accepted":false,
             "error":{"code":"service_busy","message":"service \"a\" is stopping"}}})),
@@ -983,7 +992,7 @@ mod tests {
         );
         assert!(app.busy.is_empty());
         app.update(Event::Key(Key::Char('x')), now);
-        let id = sent(&mut app)[0]["id"].as_str().unwrap().to_string();
+        let id = sent_id(&mut app);
         app.update(result(&id, json!({"ok":true,"data":{"service":"a","status":"stopped"}})), now);
         assert_eq!(app.footer.as_ref().unwrap(), &("stop a: ok (stopped)".to_string(), Tone::Good));
     }
@@ -1022,7 +1031,7 @@ mod tests {
     #[test]
     fn scrolling_above_the_oldest_line_asks_for_older_entries() {
         let mut app = connected(&[("api", "ready")]);
-        let id = sent(&mut app)[0]["id"].as_str().unwrap().to_string();
+        let id = sent_id(&mut app);
         let now = t0();
         app.log_rows = 2;
         page(&mut app, &id, &[20, 21, 22, 23], true, 4);

@@ -73,6 +73,12 @@ impl Batch {
     pub fn timestamp(&self) -> Timestamp {
         timestamp(self.ts_ms)
     }
+
+    /// For tests: a batch of service 0 read at 2026-11-27T14:55:21.123Z.
+    #[cfg(test)]
+    pub fn sample(phase: Status, stream: Stream, seq0: u64, lines: Lines) -> Batch {
+        Batch { svc: SvcId(0), phase, stream, ts_ms: 1_795_791_321_123, seq0, lines }
+    }
 }
 
 /// One line of a shared batch.
@@ -298,11 +304,6 @@ mod tests {
         assert_eq!(format_timestamp(951_782_400_000), "2000-02-29T00:00:00.000Z");
     }
 
-    /// A batch of service 0 read at 2026-11-27T14:55:21.123Z.
-    fn batch(phase: Status, stream: Stream, seq0: u64, lines: Lines) -> Batch {
-        Batch { svc: SvcId(0), phase, stream, ts_ms: 1_795_791_321_123, seq0, lines }
-    }
-
     #[test]
     fn seq_digits_carry_and_grow() {
         for v in [0u64, 8, 9, 99, 1_795_791_321_123_999, 9_999_999_999_999_999] {
@@ -317,7 +318,7 @@ mod tests {
     fn a_whole_batch_encodes_as_its_lines_do_one_by_one() {
         let mut lines = Lines::default();
         (0..25).for_each(|i| lines.push(&format!("line \"{i}\"")));
-        let b = batch(Status::Running, Stream::Stdout, 99_999_990, lines);
+        let b = Batch::sample(Status::Running, Stream::Stdout, 99_999_990, lines);
         let json = BatchJson::new(&b, "api");
         let mut one_by_one = Vec::new();
         for i in 0..b.len() {
@@ -334,7 +335,7 @@ mod tests {
         let mut lines = Lines::default();
         lines.push("first");
         lines.push("quote \" back \\ tab \t bell \u{7} é");
-        let b = batch(Status::Ready, Stream::Stderr, 41, lines);
+        let b = Batch::sample(Status::Ready, Stream::Stderr, 41, lines);
         let json = BatchJson::new(&b, "a\"pi");
         let mut out = Vec::new();
         json.write(&b, 1, &mut out);

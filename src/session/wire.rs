@@ -289,14 +289,8 @@ mod tests {
         );
         let mut lines = crate::logs::Lines::default();
         lines.push("GET /health 200");
-        let b = Batch {
-            svc: crate::bus::SvcId(0),
-            stream: crate::bus::Stream::Stderr,
-            phase: crate::bus::Status::Ready,
-            ts_ms: 1_795_791_321_123,
-            seq0: 1_795_791_321_000_001,
-            lines,
-        };
+        let (ready, stderr) = (crate::bus::Status::Ready, crate::bus::Stream::Stderr);
+        let b = Batch::sample(ready, stderr, 1_795_791_321_000_001, lines);
         let mut buf = Vec::new();
         let log = log_event(&b, 0, &BatchJson::new(&b, "api"), &mut buf);
         assert_eq!(payload(&log), sample("log"));

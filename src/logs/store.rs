@@ -89,21 +89,29 @@ impl Ring {
         (evicted, last)
     }
 
-    /// Entry `k` (0 = oldest).
-    fn get(&self, k: usize) -> (&Arc<Batch>, usize) {
+    /// Where entry `k` (0 = oldest) is: its segment and its line in the batch.
+    fn pos(&self, k: usize) -> (usize, usize) {
         let at = self.segs.front().map_or(0, |s| s.start) + k as u64;
-        let seg = &self.segs[self.segs.partition_point(|s| s.start <= at) - 1];
-        (&seg.batch, seg.from as usize + (at - seg.start) as usize)
+        let s = self.segs.partition_point(|s| s.start <= at) - 1;
+        (s, self.segs[s].from as usize + (at - self.segs[s].start) as usize)
+    }
+
+    /// The entry one before `pos` (which must not be the oldest).
+    fn back(&self, (s, i): (usize, usize)) -> (usize, usize) {
+        if i > self.segs[s].from as usize {
+            (s, i - 1)
+        } else {
+            (s - 1, self.segs[s - 1].batch.len() - 1)
+        }
+    }
+
+    fn batch(&self, (s, _): (usize, usize)) -> &Arc<Batch> {
+        &self.segs[s].batch
     }
 
     fn seq(&self, k: usize) -> u64 {
-        let (batch, i) = self.get(k);
-        batch.seq(i)
-    }
-
-    fn line(&self, k: usize) -> LineRef {
-        let (batch, i) = self.get(k);
-        LineRef { batch: batch.clone(), i: i as u32 }
+        let (s, i) = self.pos(k);
+        self.segs[s].batch.seq(i)
     }
 
     /// Number of entries whose seq satisfies `below` (true for a prefix).
@@ -173,31 +181,32 @@ impl LogStore {
         // Memory holds every entry above `floor` for these rings.
         let floor = rings.iter().map(|r| self.evicted_max[*r]).max().unwrap_or(0);
         let low = after.max(floor);
-        // Per ring: the index range of entries with low < seq < before.
-        let mut spans: Vec<(usize, usize, usize)> = rings
+        // Per ring: how many entries with low < seq < before are left to merge,
+        // where the newest of them is, and its seq.
+        let mut spans: Vec<(usize, usize, (usize, usize), u64)> = rings
             .iter()
-            .map(|&r| {
+            .filter_map(|&r| {
                 let ring = &self.rings[r];
                 let lo = ring.count_where(|seq| seq <= low);
                 let hi = ring.count_where(|seq| seq < before);
-                (r, lo, hi.max(lo))
+                (hi > lo).then(|| (r, hi - lo, ring.pos(hi - 1), ring.seq(hi - 1)))
             })
-            .filter(|(_, lo, hi)| hi > lo)
             .collect();
         let mut out = Vec::with_capacity(limit.min(4096));
         while out.len() < limit {
             // The ring whose last remaining entry is the newest.
-            let Some(best) = (0..spans.len()).max_by_key(|&i| {
-                let (r, _, hi) = spans[i];
-                self.rings[r].seq(hi - 1)
-            }) else {
+            let Some(best) = (0..spans.len()).max_by_key(|&i| spans[i].3) else {
                 break;
             };
-            let (r, lo, hi) = &mut spans[best];
-            out.push(self.rings[*r].line(*hi - 1));
-            *hi -= 1;
-            if *hi == *lo {
+            let (r, left, pos, top) = &mut spans[best];
+            let ring = &self.rings[*r];
+            out.push(LineRef { batch: ring.batch(*pos).clone(), i: pos.1 as u32 });
+            *left -= 1;
+            if *left == 0 {
                 spans.swap_remove(best);
+            } else {
+                *pos = ring.back(*pos);
+                *top = ring.batch(*pos).seq(pos.1);
             }
         }
         out.reverse();

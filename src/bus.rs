@@ -199,6 +199,9 @@ pub enum Msg {
     StopCmdFailed { svc: SvcId, run: RunId, error: String },
     /// A timer armed by the state thread fired.
     Deadline { svc: SvcId, run: RunId, kind: DeadlineKind },
+    /// Sessions whose live-log budget ran dry may have refilled: send them the
+    /// newest lines they missed.
+    LiveTail,
     /// SIGINT or SIGTERM reached the server.
     Signal(Sig),
     /// A session finished its handshake and wants the stream.

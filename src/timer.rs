@@ -1,6 +1,7 @@
 //! Timer thread (`timer`): turns the state thread's `Arm` requests into
-//! `Msg::Deadline` at the right moment. With nothing armed it sleeps in `recv`
-//! with no timeout, so an idle server wakes for nothing.
+//! `Msg::Deadline` (and its live-log wake into `Msg::LiveTail`) at the right
+//! moment. With nothing armed it sleeps in `recv` with no timeout, so an idle
+//! server wakes for nothing.
 
 use crate::bus::{BusTx, DeadlineKind, Msg, RunId, SvcId};
 use crossbeam_channel::{RecvTimeoutError, Sender};
@@ -8,7 +9,14 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::Instant;
 
-type Armed = (Instant, SvcId, RunId, DeadlineKind);
+/// What to tell the state thread when the time comes.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Alarm {
+    Deadline { svc: SvcId, run: RunId, kind: DeadlineKind },
+    LiveTail,
+}
+
+type Armed = (Instant, Alarm);
 
 #[derive(Clone)]
 pub struct Timer {
@@ -18,7 +26,11 @@ pub struct Timer {
 impl Timer {
     pub fn arm(&self, at: Instant, svc: SvcId, run: RunId, kind: DeadlineKind) {
         // The timer thread only ends with the process.
-        let _ = self.tx.send((at, svc, run, kind));
+        let _ = self.tx.send((at, Alarm::Deadline { svc, run, kind }));
+    }
+
+    pub fn arm_live_tail(&self, at: Instant) {
+        let _ = self.tx.send((at, Alarm::LiveTail));
     }
 }
 
@@ -38,12 +50,16 @@ pub fn spawn_timer(bus: BusTx) -> std::io::Result<Timer> {
                 Err(RecvTimeoutError::Disconnected) => return,
             }
             let now = Instant::now();
-            while let Some(Reverse((at, svc, run, kind))) = heap.peek().copied() {
+            while let Some(Reverse((at, alarm))) = heap.peek().copied() {
                 if at > now {
                     break;
                 }
                 heap.pop();
-                if bus.send(Msg::Deadline { svc, run, kind }).is_err() {
+                let msg = match alarm {
+                    Alarm::Deadline { svc, run, kind } => Msg::Deadline { svc, run, kind },
+                    Alarm::LiveTail => Msg::LiveTail,
+                };
+                if bus.send(msg).is_err() {
                     return;
                 }
             }

@@ -246,6 +246,31 @@ fn a_burst_beyond_the_live_log_budget_is_streamed_in_part_and_fetched_whole() {
 }
 
 #[test]
+fn the_end_of_a_burst_reaches_a_live_view_even_when_nothing_follows_it() {
+    let mut s = Server::start("tests/tail_gated.jsonc");
+    s.wait_stdout("boot: session API", T);
+    let mut c = connect(&s);
+    std::fs::write(s.dir.join("go"), "go").unwrap();
+    // The burst spends the budget long before its last line is read; that line
+    // comes once the budget has refilled, with no later line to carry it.
+    let last = c.until(T, "the burst's last line", |v| {
+        v["name"] == "log"
+            && v["payload"]["message"].as_str().is_some_and(|m| m.starts_with("FLOOD1:0003999:"))
+    });
+    let live: Vec<u64> = c
+        .seen
+        .iter()
+        .filter(|v| v["name"] == "log" && v["payload"]["service"] == "burst")
+        .filter(|v| v["payload"]["stream"] == "stdout")
+        .map(|v| v["payload"]["seq"].as_u64().unwrap())
+        .collect();
+    let last = last["payload"]["seq"].as_u64().unwrap();
+    assert!(live.len() < 3999, "the budget held back part of the burst: {} sent", live.len() + 1);
+    assert!(live.windows(2).all(|w| w[0] < w[1]), "live events keep seq order");
+    assert!(live.last().is_some_and(|q| *q < last), "the last line comes last");
+}
+
+#[test]
 fn pings_are_answered_and_oversized_messages_close_with_1009() {
     let s = session();
     let mut c = connect(&s);

@@ -165,6 +165,11 @@ impl LogStore {
         batch
     }
 
+    /// Seq of the newest entry (below the first seq of the run when none).
+    pub fn last_seq(&self) -> u64 {
+        self.next_seq - 1
+    }
+
     /// Newest `limit` entries with `after < seq < before`, of one service or all.
     pub fn query(
         &self,

@@ -54,6 +54,37 @@ struct Slot {
     dropped_logs: u64,
     /// Bytes of live `log` events it may still be sent.
     budget: Budget,
+    /// Seq of the newest `log` event queued to it.
+    last_seq: u64,
+}
+
+impl Slot {
+    /// How many `log` frames of `line` bytes it could take now.
+    fn frames_wanted(&self, line: usize) -> usize {
+        if self.budget.paused() {
+            return 0;
+        }
+        let room = LOG_FRAMES_MAX.saturating_sub(self.outbox.logs.len());
+        room.min(self.budget.bytes() as usize / line + 1)
+    }
+
+    /// Queues the newest of `frames` (ascending, the last one's seq `newest`)
+    /// that its budget and queue take, oldest first, and wakes the session.
+    /// Returns how many it took.
+    fn queue_newest(&mut self, frames: &[Frame], newest: u64) -> usize {
+        let room = LOG_FRAMES_MAX.saturating_sub(self.outbox.logs.len());
+        let fit = self.budget.take_newest(frames.iter().map(|f| f.len()), room);
+        let sent = frames[frames.len() - fit..]
+            .iter()
+            .take_while(|f| self.outbox.logs.try_send((*f).clone()).is_ok())
+            .count();
+        if sent > 0 {
+            self.last_seq = newest;
+            // A failed wake means the session thread is gone; Closed follows.
+            let _ = self.outbox.waker.wake();
+        }
+        sent
+    }
 }
 
 struct Exec {
@@ -62,6 +93,8 @@ struct Exec {
     sessions: BTreeMap<SessionId, Slot>,
     local: VecDeque<Msg>,
     exit: bool,
+    /// When the live-tail timer is armed for (at most one at a time).
+    tail_at: Option<Instant>,
 }
 
 /// Runs the state thread until shutdown completes. `ctl` (sessions, signals) is
@@ -73,6 +106,7 @@ pub fn run_state(mut model: Model, io: Io, rx: BusRx, ctl: BusRx) {
         sessions: BTreeMap::new(),
         local: VecDeque::new(),
         exit: false,
+        tail_at: None,
     };
     let fx = model.boot(now_ms());
     ex.apply_all(fx, &model);
@@ -93,6 +127,7 @@ pub fn run_state(mut model: Model, io: Io, rx: BusRx, ctl: BusRx) {
         match msg {
             Msg::Opened { session, outbox } => ex.open(session, outbox, &model),
             Msg::Closed { session } => ex.close(session),
+            Msg::LiveTail => ex.resume_tails(&model),
             Msg::Signal(_) => {
                 if let Some(f) = ex.io.on_shutdown.take() {
                     f();
@@ -199,11 +234,10 @@ impl Exec {
         for slot in self.sessions.values_mut() {
             slot.budget.refill(now, share);
         }
-        let room = |slot: &Slot| LOG_FRAMES_MAX.saturating_sub(slot.outbox.logs.len());
         // A `log` frame is longer than its message by the envelope and the fields.
         let line = batch.lines.text.len() / batch.len().max(1) + MIN_LOG_FRAME;
-        let fits = |slot: &Slot| room(slot).min(slot.budget.bytes() as usize / line + 1);
-        let most = self.sessions.values().map(fits).max().unwrap_or(0).min(batch.len());
+        let most = self.sessions.values().map(|s| s.frames_wanted(line)).max().unwrap_or(0);
+        let most = most.min(batch.len());
         let mut frames = Vec::with_capacity(most);
         if most > 0 {
             let json = BatchJson::new(batch, self.name(model, batch.svc));
@@ -211,19 +245,59 @@ impl Exec {
             let first = batch.len() - most;
             frames.extend((first..batch.len()).map(|i| wire::log_event(batch, i, &json, &mut buf)));
         }
+        let newest = batch.seq(batch.len().saturating_sub(1));
         for slot in self.sessions.values_mut() {
-            // The newest frames that fit, then queued oldest first.
-            let newest = slot.budget.take_newest(frames.iter().map(|f| f.len()), room(slot));
-            let sent = frames[frames.len() - newest..]
-                .iter()
-                .take_while(|f| slot.outbox.logs.try_send((*f).clone()).is_ok())
-                .count();
+            let sent = slot.queue_newest(&frames, newest);
             slot.dropped_logs += (batch.len() - sent) as u64;
-            if sent > 0 {
-                // A failed wake means the session thread is gone; Closed follows.
-                let _ = slot.outbox.waker.wake();
-            }
         }
+        self.arm_tail(now);
+    }
+
+    /// Arms the live-tail timer for the first paused session to resume, unless
+    /// it is armed already for no later than that.
+    fn arm_tail(&mut self, now: Instant) {
+        let share = self.sessions.len();
+        let Some(wait) = self.sessions.values().filter_map(|s| s.budget.resumes_in(share)).min()
+        else {
+            return;
+        };
+        let at = now + wait;
+        if self.tail_at.is_none_or(|t| t > at) {
+            self.tail_at = Some(at);
+            self.io.timer.arm_live_tail(at);
+        }
+    }
+
+    /// The live-tail timer fired: a session whose budget has refilled is sent
+    /// the newest lines it missed, so a view shows the end of a flood even when
+    /// no line follows it. Re-arms for sessions still paused.
+    fn resume_tails(&mut self, model: &Model) {
+        let now = Instant::now();
+        if self.tail_at.is_some_and(|t| t > now) {
+            // An earlier, superseded alarm; the one that counts is still armed.
+            return;
+        }
+        self.tail_at = None;
+        let share = self.sessions.len();
+        let names: Vec<&str> = model.cfg.services.iter().map(|s| s.name.as_str()).collect();
+        for slot in self.sessions.values_mut() {
+            if !slot.budget.paused() {
+                continue;
+            }
+            slot.budget.refill(now, share);
+            let want = slot.frames_wanted(MIN_LOG_FRAME);
+            if want == 0 {
+                continue;
+            }
+            let page = model.store.query(None, slot.last_seq, u64::MAX, want, false);
+            let Some(newest) = page.entries.last().map(|l| l.batch.seq(l.i as usize)) else {
+                continue;
+            };
+            let frames = log_frames(&page.entries, &names);
+            let sent = slot.queue_newest(&frames, newest);
+            slot.dropped_logs = slot.dropped_logs.saturating_sub(sent as u64);
+        }
+        self.arm_tail(now);
     }
 
     /// Queues a status event for every session. One that cannot take it is closed
@@ -273,7 +347,8 @@ impl Exec {
         let snap = wire::event("snapshot", model.snapshot_json());
         if outbox.push(snap) {
             let budget = Budget::new(Instant::now(), self.sessions.len() + 1);
-            self.sessions.insert(session, Slot { outbox, dropped_logs: 0, budget });
+            let last_seq = model.store.last_seq();
+            self.sessions.insert(session, Slot { outbox, dropped_logs: 0, budget, last_seq });
         }
     }
 
@@ -336,6 +411,22 @@ impl Exec {
             self.send_to(session, wire::result(&id_copy, &Err(f)));
         }
     }
+}
+
+/// `log` events for lines of the store, ascending.
+fn log_frames(lines: &[crate::logs::LineRef], names: &[&str]) -> Vec<Frame> {
+    let mut buf = Vec::with_capacity(256);
+    let mut shared: Option<(&Arc<crate::logs::Batch>, BatchJson)> = None;
+    let mut frames = Vec::with_capacity(lines.len());
+    for line in lines {
+        // Consecutive lines of one batch share the batch's encoded parts.
+        if shared.as_ref().is_none_or(|(b, _)| !Arc::ptr_eq(b, &line.batch)) {
+            shared = Some((&line.batch, BatchJson::new(&line.batch, names[line.batch.svc.0])));
+        }
+        let Some((b, json)) = &shared else { continue };
+        frames.push(wire::log_event(b, line.i as usize, json, &mut buf));
+    }
+    frames
 }
 
 /// JSON entries back to back, comma-separated, and where each one starts: one

@@ -40,6 +40,11 @@ impl Credit {
         Permit { inner: self.inner.clone(), n }
     }
 
+    /// What permits hold now.
+    pub fn used(&self) -> usize {
+        *self.inner.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Waits until no permit is held, at most `limit`.
     pub fn wait_empty(&self, limit: Duration) {
         let end = Instant::now() + limit;

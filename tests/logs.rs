@@ -1,6 +1,7 @@
-use crate::support::{read_jsonl, wait_until, Opts, Server};
+use crate::support::{read_jsonl, temp_dir, wait_until, Opts, Server};
 use serde_json::Value;
 use std::os::unix::fs::MetadataExt;
+use std::process::Command;
 use std::time::Duration;
 
 const T: Duration = Duration::from_secs(20);
@@ -136,4 +137,38 @@ fn the_jsonl_writer_and_the_terminal_yield_the_cpu_and_the_rest_do_not() {
         }
     }
     assert!(s.shutdown().success());
+}
+
+#[test]
+fn while_the_disk_copy_is_far_behind_the_terminal_skips_lines_and_the_files_get_every_one() {
+    let dir = temp_dir("stalled-disk").keep();
+    std::fs::create_dir_all(dir.join("logs")).unwrap();
+    // A FIFO that nobody reads yet: the writer blocks opening it, as on a
+    // stalled disk, and 30 MB of lines pile up behind it.
+    let fifo = dir.join("logs/flood.jsonl");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let vars = [("LINES", "300000".to_string())];
+    let opts = Opts { vars: &vars, dir: Some(dir), ..Opts::default() };
+    let mut s = Server::start_with("tests/flood_gated.jsonc", opts);
+    s.wait_stdout("boot: session API", T);
+    std::fs::write(s.dir.join("go"), "go").unwrap();
+    // Status lines are never skipped; the server's own "completed" log line is.
+    s.wait_stdout("flood → stopped", T);
+    s.wait_stdout("terminal behind: ", T);
+    // Once 16 MiB (~168,000 lines of 100 bytes) wait for the file, the terminal
+    // is sent nothing more: the flood's later lines are not shown.
+    let shown: Vec<usize> = s
+        .stdout()
+        .lines()
+        .filter_map(|l| l.strip_prefix("flood | FLOOD1:")?.get(..7)?.parse().ok())
+        .collect();
+    let last = shown.iter().max().copied().unwrap_or(0);
+    assert!((1..200_000).contains(&last), "last line shown: {last}");
+    // The disk comes back: every line reaches the file, in order, by exit.
+    let reader = std::thread::spawn(move || {
+        let text = std::io::read_to_string(std::fs::File::open(&fifo).unwrap()).unwrap();
+        text.lines().filter(|l| l.contains("\"FLOOD1:")).count()
+    });
+    assert!(s.shutdown().success());
+    assert_eq!(reader.join().unwrap(), 300_000);
 }

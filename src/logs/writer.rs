@@ -50,6 +50,12 @@ impl Writer {
         let _ = self.tx.send(Job::Batch(batch, permit));
     }
 
+    /// More than half the backlog is waiting for the disk: a flood is on that
+    /// the writer cannot keep up with.
+    pub fn behind(&self) -> bool {
+        self.backlog.used() > WRITE_BACKLOG / 2
+    }
+
     /// Blocks until everything sent before has been flushed to the files.
     pub fn sync(&self, timeout: Duration) {
         self.sync_job(timeout, false);

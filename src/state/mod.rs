@@ -191,7 +191,12 @@ impl Exec {
                 self.io.timer.arm(Instant::now() + after, svc, run, kind)
             }
             Effect::Logs(batch) => {
-                self.io.printer.logs(&batch);
+                // The files are the record, the terminal a view: while the disk
+                // copy is behind, the terminal does not compete with it.
+                match &self.io.writer {
+                    Some(w) if w.behind() => self.io.printer.skip(&batch),
+                    _ => self.io.printer.logs(&batch),
+                }
                 self.broadcast_logs(&batch, model);
                 if let Some(w) = &self.io.writer {
                     w.write(batch);

@@ -5,7 +5,7 @@
 //! queued ones are not printed (counted, and said once the terminal catches up);
 //! status and boot lines are never dropped. A paused terminal (Ctrl-S, a stuck
 //! pipe) therefore cannot slow a child. Nor is the terminal sent log lines while
-//! the JSONL writer is far behind (`Printer::skip`): both run at idle priority,
+//! the JSONL writer is far behind (`behind`): both run at idle priority,
 //! so during a flood that outruns the CPU they would share what the services
 //! leave, and the services wait for the writer, not for the terminal. W1x4 with
 //! the terminal to a file: 2.33x -> 2.07x the pipe baseline (medians of 5), the
@@ -65,14 +65,14 @@ impl Printer {
         }
     }
 
-    /// Counts a batch's lines as not shown, without queueing them.
-    pub fn skip(&self, batch: &Arc<Batch>) {
-        self.dropped.fetch_add(batch.len() as u64, Ordering::Relaxed);
-    }
-
-    pub fn logs(&self, batch: &Arc<Batch>) {
+    /// Queues a batch for printing. Its lines are counted as not shown instead
+    /// when `MAX_BACKLOG` lines are waiting already or the disk copy is `behind`,
+    /// unless they are the server's own lines about a service (exit codes,
+    /// probe timeouts): those are few and always shown.
+    pub fn logs(&self, batch: &Arc<Batch>, behind: bool) {
         let n = batch.len();
-        if self.backlog.load(Ordering::Relaxed) + n > MAX_BACKLOG {
+        let own = batch.stream == Stream::System;
+        if !own && (behind || self.backlog.load(Ordering::Relaxed) + n > MAX_BACKLOG) {
             self.dropped.fetch_add(n as u64, Ordering::Relaxed);
             return;
         }

@@ -193,10 +193,8 @@ impl Exec {
             Effect::Logs(batch) => {
                 // The files are the record, the terminal a view: while the disk
                 // copy is behind, the terminal does not compete with it.
-                match &self.io.writer {
-                    Some(w) if w.behind() => self.io.printer.skip(&batch),
-                    _ => self.io.printer.logs(&batch),
-                }
+                let behind = self.io.writer.as_ref().is_some_and(|w| w.behind());
+                self.io.printer.logs(&batch, behind);
                 self.broadcast_logs(&batch, model);
                 if let Some(w) = &self.io.writer {
                     w.write(batch);
@@ -279,12 +277,12 @@ impl Exec {
     fn resume_tails(&mut self, model: &Model) {
         let now = Instant::now();
         if self.tail_at.is_some_and(|t| t > now) {
-            // An earlier, superseded alarm; the one that counts is still armed.
+            // A replaced alarm (a sooner one was armed after it); the current
+            // one is still to come.
             return;
         }
         self.tail_at = None;
         let share = self.sessions.len();
-        let names: Vec<&str> = model.cfg.services.iter().map(|s| s.name.as_str()).collect();
         for slot in self.sessions.values_mut() {
             if !slot.budget.paused() {
                 continue;
@@ -298,7 +296,11 @@ impl Exec {
             let Some(newest) = page.entries.last().map(|l| l.batch.seq(l.i as usize)) else {
                 continue;
             };
-            let frames = log_frames(&page.entries, &names);
+            let mut frames = Vec::with_capacity(page.entries.len());
+            let mut buf = Vec::with_capacity(256);
+            for_each_line_json(&page.entries, model, |b, i, json| {
+                frames.push(wire::log_event(b, i, json, &mut buf));
+            });
             let sent = slot.queue_newest(&frames, newest);
             slot.dropped_logs = slot.dropped_logs.saturating_sub(sent as u64);
         }
@@ -367,17 +369,10 @@ impl Exec {
         model: &Model,
     ) {
         let mut parts = Entries::default();
-        let mut shared: Option<(Arc<crate::logs::Batch>, BatchJson)> = None;
-        for line in &page.entries {
-            // Consecutive lines of one batch share the batch's encoded parts.
-            if shared.as_ref().is_none_or(|(b, _)| !Arc::ptr_eq(b, &line.batch)) {
-                let json = BatchJson::new(&line.batch, self.name(model, line.batch.svc));
-                shared = Some((line.batch.clone(), json));
-            }
-            let Some((b, json)) = &shared else { continue };
+        for_each_line_json(&page.entries, model, |b, i, json| {
             parts.begin();
-            json.write(b, line.i as usize, &mut parts.buf);
-        }
+            json.write(b, i, &mut parts.buf);
+        });
         let Some(range) = page.from_disk else {
             let frame = encode_page(&id, &parts, page.truncated, effective_limit);
             self.send_to(session, frame);
@@ -418,20 +413,23 @@ impl Exec {
     }
 }
 
-/// `log` events for lines of the store, ascending.
-fn log_frames(lines: &[crate::logs::LineRef], names: &[&str]) -> Vec<Frame> {
-    let mut buf = Vec::with_capacity(256);
+/// Calls `f` with each line's batch, index and the batch's encoded parts, which
+/// consecutive lines of one batch share.
+fn for_each_line_json(
+    lines: &[crate::logs::LineRef],
+    model: &Model,
+    mut f: impl FnMut(&crate::logs::Batch, usize, &BatchJson),
+) {
     let mut shared: Option<(&Arc<crate::logs::Batch>, BatchJson)> = None;
-    let mut frames = Vec::with_capacity(lines.len());
     for line in lines {
-        // Consecutive lines of one batch share the batch's encoded parts.
         if shared.as_ref().is_none_or(|(b, _)| !Arc::ptr_eq(b, &line.batch)) {
-            shared = Some((&line.batch, BatchJson::new(&line.batch, names[line.batch.svc.0])));
+            let name = &model.cfg.services[line.batch.svc.0].name;
+            shared = Some((&line.batch, BatchJson::new(&line.batch, name)));
         }
-        let Some((b, json)) = &shared else { continue };
-        frames.push(wire::log_event(b, line.i as usize, json, &mut buf));
+        if let Some((b, json)) = &shared {
+            f(b, line.i as usize, json);
+        }
     }
-    frames
 }
 
 /// JSON entries back to back, comma-separated, and where each one starts: one

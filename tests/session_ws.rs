@@ -209,23 +209,33 @@ fn a_stalled_client_does_not_hold_back_the_others_or_the_children() {
     assert_eq!(text.lines().filter(|l| l.contains("FLOOD1:")).count(), 200_000);
 }
 
+/// Starts a fixture whose burst waits for `go`, connects a client, then lets it go.
+fn start_gated(fixture: &str) -> (Server, Client) {
+    let mut s = Server::start(fixture);
+    s.wait_stdout("boot: session API", T);
+    let c = connect(&s);
+    std::fs::write(s.dir.join("go"), "go").unwrap();
+    (s, c)
+}
+
+/// Seqs of the stdout `log` events of `service` a client has seen, in order.
+fn live_stdout_seqs(c: &Client, service: &str) -> Vec<u64> {
+    c.seen
+        .iter()
+        .filter(|v| v["name"] == "log" && v["payload"]["service"] == service)
+        .filter(|v| v["payload"]["stream"] == "stdout")
+        .map(|v| v["payload"]["seq"].as_u64().unwrap())
+        .collect()
+}
+
 #[test]
 fn a_burst_beyond_the_live_log_budget_is_streamed_in_part_and_fetched_whole() {
-    let mut s = Server::start("tests/burst_gated.jsonc");
-    s.wait_stdout("boot: session API", T);
-    let mut c = connect(&s);
-    std::fs::write(s.dir.join("go"), "go").unwrap();
+    let (_s, mut c) = start_gated("tests/burst_gated.jsonc");
     // 4,000 frames of ~1.1 KB fit the session's queue (4,096), so without a
     // budget every one would arrive; the marker comes after all of them.
     let marker = c
         .until(T, "the marker line", |v| v["name"] == "log" && v["payload"]["service"] == "marker");
-    let live: Vec<u64> = c
-        .seen
-        .iter()
-        .filter(|v| v["name"] == "log" && v["payload"]["service"] == "burst")
-        .filter(|v| v["payload"]["stream"] == "stdout")
-        .map(|v| v["payload"]["seq"].as_u64().unwrap())
-        .collect();
+    let live = live_stdout_seqs(&c, "burst");
     assert!(!live.is_empty(), "the start of the burst is streamed");
     assert!(live.len() < 4000, "the budget held back part of the burst: {} sent", live.len());
     assert!(live.windows(2).all(|w| w[0] < w[1]));
@@ -247,23 +257,14 @@ fn a_burst_beyond_the_live_log_budget_is_streamed_in_part_and_fetched_whole() {
 
 #[test]
 fn the_end_of_a_burst_reaches_a_live_view_even_when_nothing_follows_it() {
-    let mut s = Server::start("tests/tail_gated.jsonc");
-    s.wait_stdout("boot: session API", T);
-    let mut c = connect(&s);
-    std::fs::write(s.dir.join("go"), "go").unwrap();
+    let (_s, mut c) = start_gated("tests/tail_gated.jsonc");
     // The burst spends the budget long before its last line is read; that line
     // comes once the budget has refilled, with no later line to carry it.
     let last = c.until(T, "the burst's last line", |v| {
         v["name"] == "log"
             && v["payload"]["message"].as_str().is_some_and(|m| m.starts_with("FLOOD1:0003999:"))
     });
-    let live: Vec<u64> = c
-        .seen
-        .iter()
-        .filter(|v| v["name"] == "log" && v["payload"]["service"] == "burst")
-        .filter(|v| v["payload"]["stream"] == "stdout")
-        .map(|v| v["payload"]["seq"].as_u64().unwrap())
-        .collect();
+    let live = live_stdout_seqs(&c, "burst");
     let last = last["payload"]["seq"].as_u64().unwrap();
     assert!(live.len() < 3999, "the budget held back part of the burst: {} sent", live.len() + 1);
     assert!(live.windows(2).all(|w| w[0] < w[1]), "live events keep seq order");

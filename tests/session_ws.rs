@@ -1,5 +1,5 @@
 use crate::support::ws::Client;
-use crate::support::{free_port, Opts, Server};
+use crate::support::{free_port, wait_until, Opts, Server};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -211,11 +211,18 @@ fn a_stalled_client_does_not_hold_back_the_others_or_the_children() {
 
 /// Starts a fixture whose burst waits for `go`, connects a client, then lets it go.
 fn start_gated(fixture: &str) -> (Server, Client) {
+    let (s, c, _) = start_gated_with(fixture, 0);
+    (s, c)
+}
+
+/// `start_gated` with `others` more clients connected (returned, so they stay).
+fn start_gated_with(fixture: &str, others: usize) -> (Server, Client, Vec<Client>) {
     let mut s = Server::start(fixture);
     s.wait_stdout("boot: session API", T);
     let c = connect(&s);
+    let rest = (0..others).map(|_| connect(&s)).collect();
     std::fs::write(s.dir.join("go"), "go").unwrap();
-    (s, c)
+    (s, c, rest)
 }
 
 /// Seqs of the stdout `log` events of `service` a client has seen, in order.
@@ -269,6 +276,32 @@ fn the_end_of_a_burst_reaches_a_live_view_even_when_nothing_follows_it() {
     assert!(live.len() < 3999, "the budget held back part of the burst: {} sent", live.len() + 1);
     assert!(live.windows(2).all(|w| w[0] < w[1]), "live events keep seq order");
     assert!(live.last().is_some_and(|q| *q < last), "the last line comes last");
+}
+
+/// On-CPU time of all of a process's threads so far, in milliseconds.
+fn cpu_ms(pid: u32) -> f64 {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
+    let ns: u64 = tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    ns as f64 / 1e6
+}
+
+#[test]
+fn a_line_longer_than_every_sessions_budget_share_leaves_the_server_idle() {
+    let (s, mut c, _others) = start_gated_with("tests/long_line_gated.jsonc", 19);
+    c.wait_status("long", "running", T);
+    // Once the line has been read and offered, nothing is left to do.
+    wait_until(T, "the line in the log store", || {
+        let (_, res) = c.call("get_logs", json!({"service": "long", "limit": 5}));
+        res["data"]["entries"].as_array().is_some_and(|e| !e.is_empty())
+    });
+    let before = cpu_ms(s.child.id());
+    std::thread::sleep(Duration::from_secs(1));
+    let spent = cpu_ms(s.child.id()) - before;
+    assert!(spent < 100.0, "the server used {spent:.0} ms of CPU in 1 s with nothing to do");
 }
 
 #[test]

@@ -303,6 +303,10 @@ impl Exec {
             });
             let sent = slot.queue_newest(&frames, newest);
             slot.dropped_logs = slot.dropped_logs.saturating_sub(sent as u64);
+            // Up to `newest` the session has been offered what there is: a line
+            // too long for its share of the bucket is missed, not offered again
+            // at every refill (which spun the state thread and the timer).
+            slot.last_seq = newest;
         }
         self.arm_tail(now);
     }

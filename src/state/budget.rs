@@ -13,9 +13,10 @@
 //! 4,000, twenty get 800 each after 200: more than a person can read, and more
 //! than ordinary services log. Measured on W1+clients (`make bench`): the flood
 //! took 4.4-5.6x as long with 19 reading clients as without; 1.17-1.20x with
-//! this budget (1.02-1.03x with no live `log` events at all). Past it a session misses `log` events, counted,
-//! as when it falls behind. Buckets are refilled from the clock when a batch
-//! arrives, so they need no timer (idle stays idle).
+//! this budget (1.02-1.03x with no live `log` events at all). Past it a session
+//! misses `log` events, counted, as when it falls behind. Buckets are refilled
+//! from the clock when a batch arrives, so they need no timer while they are
+//! not dry (idle stays idle).
 //!
 //! A bucket that runs dry pauses until it holds a quarter of its burst again.
 //! Without the pause, a session under a flood was sent a frame whenever a few
@@ -23,8 +24,9 @@
 //! the session thread and of its client per frame, for twenty sessions, on the
 //! cores the flood needs. W1+clients (`make bench`, three runs each): 1.12-1.27x
 //! W1 without the pause, 0.98-1.04x with it. Paused, a view is sent its tail at
-//! most every `BURST / 4 / RATE` (62.5 ms); when the lines stop, the state
-//! thread's one-shot timer sends the newest it missed (`State::resume_tails`).
+//! most every `BURST / 4 / RATE` (62.5 ms); when the lines stop, a one-shot
+//! timer armed while some bucket is paused has the state thread send the
+//! newest lines it missed (`Exec::resume_tails` in `state/mod.rs`).
 
 use std::time::{Duration, Instant};
 

@@ -164,11 +164,34 @@ fn while_the_disk_copy_is_far_behind_the_terminal_skips_lines_and_the_files_get_
         .collect();
     let last = shown.iter().max().copied().unwrap_or(0);
     assert!((1..200_000).contains(&last), "last line shown: {last}");
-    // The disk comes back: every line reaches the file, in order, by exit.
+    // The disk comes back while every CPU is busy with other work: every line
+    // still reaches the file, in order, by exit (the writer thread, at idle
+    // priority, would get almost none of the CPU).
+    let _busy = Busy::start();
     let reader = std::thread::spawn(move || {
         let text = std::io::read_to_string(std::fs::File::open(&fifo).unwrap()).unwrap();
         text.lines().filter(|l| l.contains("\"FLOOD1:")).count()
     });
     assert!(s.shutdown().success());
     assert_eq!(reader.join().unwrap(), 300_000);
+}
+
+/// One CPU-bound process per CPU until dropped.
+struct Busy(Vec<std::process::Child>);
+
+impl Busy {
+    fn start() -> Busy {
+        let n = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let spin = || Command::new("sh").args(["-c", "while :; do :; done"]).spawn().unwrap();
+        Busy((0..n).map(|_| spin()).collect())
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
 }

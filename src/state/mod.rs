@@ -33,7 +33,7 @@ pub const LOG_FRAMES_MAX: usize = crate::session::OUTBOX_LOGS;
 /// Bytes a `log` frame adds to its message (envelope, field names, seq,
 /// timestamp): enough to estimate how many frames a budget has room for.
 const MIN_LOG_FRAME: usize = 128;
-/// How long shutdown waits for the disk and the terminal to take the last lines.
+/// How long shutdown waits for the terminal to take the last lines.
 const FINAL_FLUSH: Duration = Duration::from_secs(5);
 
 /// Everything the state thread needs besides the model.
@@ -144,8 +144,10 @@ pub fn run_state(mut model: Model, io: Io, rx: BusRx, ctl: BusRx) {
     for (_, slot) in std::mem::take(&mut ex.sessions) {
         slot.outbox.kick(KICK_SHUTDOWN);
     }
+    // Every line reaches the files before exit (server.md section 5), written
+    // here at this thread's priority if the writer thread has not got to it.
     if let Some(w) = &ex.io.writer {
-        w.finish(FINAL_FLUSH);
+        w.finish();
     }
     ex.io.printer.sync(FINAL_FLUSH);
 }
@@ -393,9 +395,9 @@ impl Exec {
         let id_copy = id.clone();
         let writer = self.io.writer.clone();
         let spawned = std::thread::Builder::new().name("logs-page".into()).spawn(move || {
-            // Lines just evicted from memory may still be in the writer's buffers.
+            // Lines just evicted from memory may still be queued for the files.
             if let Some(w) = writer {
-                w.sync(Duration::from_secs(5));
+                w.sync();
             }
             let (older, more) = read_jsonl_page(&file, range.after, range.upto, range.need)
                 .unwrap_or((Vec::new(), false));

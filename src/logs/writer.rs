@@ -13,9 +13,9 @@
 //! (shutdown) take the lock and write what is queued on their own thread, at
 //! its normal priority; the writer thread gives the lock up between two
 //! batches when someone waits for it. An idle-policy thread may get almost no
-//! CPU on a busy machine: with two CPU-bound processes beside the server, 30 MB
-//! of queued lines did not reach the files within the 5 s shutdown allowed
-//! when the writer thread alone wrote them.
+//! CPU on a busy machine: with a CPU-bound process per CPU beside the server,
+//! half of 30 MB of queued lines had not reached the files when shutdown's 5 s
+//! allowance ran out, back when the writer thread alone wrote them.
 
 use super::sink::Sink;
 use super::{Batch, BatchJson};
@@ -106,10 +106,17 @@ impl Shared {
         self.waiting.fetch_add(1, Ordering::SeqCst);
         let mut q = self.lock();
         self.waiting.fetch_sub(1, Ordering::SeqCst);
-        while let Ok((batch, _permit)) = q.rx.try_recv() {
-            q.files.write(&batch);
+        q.write_all(release);
+    }
+}
+
+impl Queue {
+    /// Writes every queued job, then flushes (`release`: see `Writer::finish`).
+    fn write_all(&mut self, release: bool) {
+        while let Ok((batch, _permit)) = self.rx.try_recv() {
+            self.files.write(&batch);
         }
-        q.files.flush(release);
+        self.files.flush(release);
     }
 }
 
@@ -223,11 +230,7 @@ fn run_writer(shared: &Shared, rung: Receiver<()>) {
         }
     }
     // Every handle is gone: nothing more can come.
-    let mut q = shared.lock();
-    while let Ok((batch, _permit)) = q.rx.try_recv() {
-        q.files.write(&batch);
-    }
-    q.files.flush(true);
+    shared.lock().write_all(true);
 }
 
 /// Parses the leading `{"seq":N` of a JSONL line.

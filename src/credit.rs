@@ -40,6 +40,26 @@ impl Credit {
         Permit { inner: self.inner.clone(), n }
     }
 
+    /// `take`, giving up after `limit` without taking anything.
+    pub fn take_within(&self, n: usize, limit: Duration) -> Option<Permit> {
+        let end = Instant::now() + limit;
+        let (lock, cv) = &*self.inner;
+        let mut used = lock.lock().unwrap_or_else(|e| e.into_inner());
+        while *used > 0 && *used + n > self.limit {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            used = cv.wait_timeout(used, left).unwrap_or_else(|e| e.into_inner()).0;
+        }
+        *used += n;
+        Some(Permit { inner: self.inner.clone(), n })
+    }
+
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
     /// What permits hold now.
     pub fn used(&self) -> usize {
         *self.inner.0.lock().unwrap_or_else(|e| e.into_inner())

@@ -15,7 +15,10 @@
 //! batches when someone waits for it. An idle-policy thread may get almost no
 //! CPU on a busy machine: with a CPU-bound process per CPU beside the server,
 //! half of 30 MB of queued lines had not reached the files when shutdown's 5 s
-//! allowance ran out, back when the writer thread alone wrote them.
+//! allowance ran out, back when the writer thread alone wrote them. For the
+//! same reason the state thread writes the queue itself when the backlog has
+//! been full for `STARVED`, rather than leave the services waiting on a thread
+//! that is not getting the CPU.
 
 use super::sink::Sink;
 use super::{Batch, BatchJson};
@@ -47,6 +50,17 @@ type Job = (Arc<Batch>, Permit);
 /// peak with four at once.
 pub const WRITE_BACKLOG: usize = 64 * 1024 * 1024;
 
+/// A full backlog that has not made room for this long means the writer thread
+/// is starved of CPU, not merely slow: the state thread then writes the queue
+/// itself. A 3,000,000-line flood beside two CPU-bound processes took 60 s
+/// (the child waiting on an idle-priority writer that got ~0.3% of a CPU) and
+/// 1.2-9.2 s with this (three runs; the slow one waited for the writer thread
+/// to finish the batch it held the lock for).
+const STARVED: Duration = Duration::from_millis(100);
+
+/// How long the writer thread stands back after the state thread had to write.
+const STAND_BACK: Duration = Duration::from_secs(1);
+
 /// Handle held by the state thread (and cloned for `get_logs` pages).
 #[derive(Clone)]
 pub struct Writer {
@@ -62,6 +76,11 @@ struct Shared {
     queue: Mutex<Queue>,
     /// Threads waiting for the lock to write the queue themselves.
     waiting: AtomicUsize,
+    /// When the state thread last found the writer thread starved. For
+    /// `STAND_BACK` after that the writer thread leaves the queue alone: taking
+    /// the lock on the rare slice it gets, it would be preempted holding it and
+    /// the state thread would wait for it after all.
+    rescued: Mutex<Option<Instant>>,
 }
 
 /// The jobs and the files they go to: only the holder of the lock takes jobs.
@@ -72,7 +91,12 @@ struct Queue {
 
 impl Writer {
     pub fn write(&self, batch: Arc<Batch>) {
-        let permit = self.backlog.take(batch.lines.text.len());
+        let n = batch.lines.text.len();
+        let permit = self.backlog.take_within(n, STARVED).unwrap_or_else(|| {
+            *self.shared.rescued.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+            self.shared.write_here(false, || false);
+            self.backlog.take(n)
+        });
         // A failed send means the writer thread is gone; it already said why.
         let _ = self.tx.send((batch, permit));
         // Full means a ring is pending already, which is as good.
@@ -82,18 +106,18 @@ impl Writer {
     /// More than half the backlog is waiting for the disk: a flood is on that
     /// the writer cannot keep up with.
     pub fn behind(&self) -> bool {
-        self.backlog.used() > WRITE_BACKLOG / 2
+        self.backlog.used() > self.backlog.limit() / 2
     }
 
     /// Writes and flushes everything queued so far, on the calling thread.
     pub fn sync(&self) {
-        self.shared.write_here(false);
+        self.shared.write_here(false, || false);
     }
 
     /// `sync`, then gives back the disk space reserved ahead of the files' ends:
     /// the last thing written before the server exits.
     pub fn finish(&self) {
-        self.shared.write_here(true);
+        self.shared.write_here(true, || false);
     }
 }
 
@@ -102,18 +126,28 @@ impl Shared {
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn write_here(&self, release: bool) {
+    /// When the writer thread may take the queue again, if not now.
+    fn stand_back_until(&self) -> Option<Instant> {
+        let rescued = *self.rescued.lock().unwrap_or_else(|e| e.into_inner());
+        rescued.map(|t| t + STAND_BACK).filter(|t| *t > Instant::now())
+    }
+
+    /// Writes queued jobs on the calling thread until `enough` or the queue is
+    /// empty, then flushes.
+    fn write_here(&self, release: bool, enough: impl Fn() -> bool) {
         self.waiting.fetch_add(1, Ordering::SeqCst);
         let mut q = self.lock();
         self.waiting.fetch_sub(1, Ordering::SeqCst);
-        q.write_all(release);
+        q.write_until(release, enough);
     }
 }
 
 impl Queue {
-    /// Writes every queued job, then flushes (`release`: see `Writer::finish`).
-    fn write_all(&mut self, release: bool) {
-        while let Ok((batch, _permit)) = self.rx.try_recv() {
+    /// Writes queued jobs until `enough` or none is left, then flushes
+    /// (`release`: see `Writer::finish`).
+    fn write_until(&mut self, release: bool, enough: impl Fn() -> bool) {
+        while !enough() {
+            let Ok((batch, _permit)) = self.rx.try_recv() else { break };
             self.files.write(&batch);
         }
         self.files.flush(release);
@@ -190,19 +224,35 @@ fn say_failed(failed: &mut bool, path: &Path, e: &std::io::Error) {
 
 /// Starts the writer thread; `names[svc]` names each service's file.
 pub fn spawn_writer(dir: PathBuf, names: Arc<[String]>) -> std::io::Result<Writer> {
+    start_writer(dir, names, WRITE_BACKLOG, true)
+}
+
+/// `spawn_writer` with another backlog, and without the thread when `thread`
+/// is false (tests: a writer thread that never gets the CPU).
+fn start_writer(
+    dir: PathBuf,
+    names: Arc<[String]>,
+    backlog: usize,
+    thread: bool,
+) -> std::io::Result<Writer> {
     std::fs::create_dir_all(&dir)?;
     let (tx, rx) = crossbeam_channel::unbounded();
     let (bell, rung) = crossbeam_channel::bounded(1);
     let per = names.iter().map(|_| None).collect();
     let files =
         Files { dir, names, all: None, per, failed: false, buf: Vec::with_capacity(BUFFER) };
-    let shared =
-        Arc::new(Shared { queue: Mutex::new(Queue { rx, files }), waiting: AtomicUsize::new(0) });
-    let mine = shared.clone();
-    std::thread::Builder::new()
-        .name("jsonl-writer".into())
-        .spawn(move || run_writer(&mine, rung))?;
-    Ok(Writer { tx, bell, backlog: Credit::new(WRITE_BACKLOG), shared })
+    let shared = Arc::new(Shared {
+        queue: Mutex::new(Queue { rx, files }),
+        waiting: AtomicUsize::new(0),
+        rescued: Mutex::new(None),
+    });
+    if thread {
+        let mine = shared.clone();
+        std::thread::Builder::new()
+            .name("jsonl-writer".into())
+            .spawn(move || run_writer(&mine, rung))?;
+    }
+    Ok(Writer { tx, bell, backlog: Credit::new(backlog), shared })
 }
 
 fn run_writer(shared: &Shared, rung: Receiver<()>) {
@@ -211,6 +261,11 @@ fn run_writer(shared: &Shared, rung: Receiver<()>) {
     // written before the flush, so a burst goes out in big chunks and the last line
     // of a burst is in the file as soon as the writer has caught up.
     while rung.recv().is_ok() {
+        // Only after a rescue: sleeps until the state thread has not had to
+        // write for `STAND_BACK`, then writes what is left.
+        while let Some(back) = shared.stand_back_until() {
+            std::thread::sleep(back.saturating_duration_since(Instant::now()));
+        }
         let mut q = shared.lock();
         let mut flushed = Instant::now();
         // A thread waiting for the lock writes the rest at its own priority.
@@ -230,7 +285,7 @@ fn run_writer(shared: &Shared, rung: Receiver<()>) {
         }
     }
     // Every handle is gone: nothing more can come.
-    shared.lock().write_all(true);
+    shared.lock().write_until(true, || false);
 }
 
 /// Parses the leading `{"seq":N` of a JSONL line.
@@ -332,6 +387,33 @@ pub fn read_jsonl_page(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bus::{Status, Stream};
+    use crate::logs::Lines;
+
+    #[test]
+    fn a_full_backlog_the_writer_thread_does_not_drain_is_written_by_the_sender() {
+        let dir = crate::logs::scratch_dir("starved");
+        let names: Arc<[String]> = vec!["api".to_string()].into();
+        // No writer thread at all: the extreme of one that gets no CPU.
+        let writer = start_writer(dir.clone(), names, 64 * 1024, false).unwrap();
+        let (done, rx) = crossbeam_channel::bounded(1);
+        std::thread::spawn(move || {
+            for b in 0..10u64 {
+                let mut lines = Lines::default();
+                (0..300)
+                    .for_each(|i| lines.push(&format!("batch {b} line {i} {}", "x".repeat(80))));
+                let batch = Batch::sample(Status::Running, Stream::Stdout, 1 + b * 300, lines);
+                writer.write(Arc::new(batch));
+            }
+            writer.sync();
+            let _ = done.send(());
+        });
+        rx.recv_timeout(Duration::from_secs(20)).expect("a full backlog blocked the sender");
+        let text = std::fs::read_to_string(dir.join("api.jsonl")).unwrap();
+        let seqs: Vec<u64> = text.lines().map(|l| line_seq(l.as_bytes()).unwrap()).collect();
+        assert_eq!(seqs, (1..=3000).collect::<Vec<u64>>(), "every line, in order");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn backwards_reader_sees_every_line_across_chunks() {

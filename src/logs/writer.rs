@@ -54,12 +54,16 @@ pub const WRITE_BACKLOG: usize = 64 * 1024 * 1024;
 /// is starved of CPU, not merely slow: the state thread then writes the queue
 /// itself. A 3,000,000-line flood beside two CPU-bound processes took 60 s
 /// (the child waiting on an idle-priority writer that got ~0.3% of a CPU) and
-/// 1.2-9.2 s with this (three runs; the slow one waited for the writer thread
-/// to finish the batch it held the lock for).
+/// 2.3-5.5 s with this (three runs; a rescue can still wait for the batch the
+/// starved writer thread holds the lock for).
 const STARVED: Duration = Duration::from_millis(100);
 
-/// How long the writer thread stands back after the state thread had to write.
-const STAND_BACK: Duration = Duration::from_secs(1);
+/// How long the writer thread stands back after the state thread had to write:
+/// about the time to the state thread's next rescue if it stays starved, and
+/// short enough that what a flood leaves queued after the last rescue still
+/// reaches the files within ~200 ms. (One second: the 3M-line flood took
+/// 1.2-9.2 s, but W1's last line reached its file up to 0.7 s late.)
+const STAND_BACK: Duration = Duration::from_millis(150);
 
 /// Handle held by the state thread (and cloned for `get_logs` pages).
 #[derive(Clone)]

@@ -8,7 +8,7 @@
 //! - the session listener: plain HTTP requests being answered, which shutdown
 //!   waits for (`wait_empty`).
 
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 #[derive(Clone)]
@@ -31,27 +31,16 @@ impl Credit {
     /// Waits until `n` more bytes fit (a single oversized take is let through
     /// when nothing else is in flight).
     pub fn take(&self, n: usize) -> Permit {
-        let (lock, cv) = &*self.inner;
-        let mut used = lock.lock().unwrap_or_else(|e| e.into_inner());
-        while *used > 0 && *used + n > self.limit {
-            used = cv.wait(used).unwrap_or_else(|e| e.into_inner());
-        }
-        *used += n;
-        Permit { inner: self.inner.clone(), n }
+        self.take_by(n, None).expect("no deadline, no give-up")
     }
 
     /// `take`, giving up after `limit` without taking anything.
     pub fn take_within(&self, n: usize, limit: Duration) -> Option<Permit> {
-        let end = Instant::now() + limit;
-        let (lock, cv) = &*self.inner;
-        let mut used = lock.lock().unwrap_or_else(|e| e.into_inner());
-        while *used > 0 && *used + n > self.limit {
-            let left = end.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return None;
-            }
-            used = cv.wait_timeout(used, left).unwrap_or_else(|e| e.into_inner()).0;
-        }
+        self.take_by(n, Some(limit))
+    }
+
+    fn take_by(&self, n: usize, limit: Option<Duration>) -> Option<Permit> {
+        let mut used = self.wait_while(|used| used > 0 && used + n > self.limit, limit)?;
         *used += n;
         Some(Permit { inner: self.inner.clone(), n })
     }
@@ -62,29 +51,49 @@ impl Credit {
 
     /// What permits hold now.
     pub fn used(&self) -> usize {
-        *self.inner.0.lock().unwrap_or_else(|e| e.into_inner())
+        *self.lock()
     }
 
     /// Waits until no permit is held, at most `limit`.
     pub fn wait_empty(&self, limit: Duration) {
-        let end = Instant::now() + limit;
-        let (lock, cv) = &*self.inner;
-        let mut used = lock.lock().unwrap_or_else(|e| e.into_inner());
-        while *used > 0 {
-            let left = end.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return;
-            }
-            used = cv.wait_timeout(used, left).unwrap_or_else(|e| e.into_inner()).0;
+        let _ = self.wait_while(|used| used > 0, Some(limit));
+    }
+
+    fn lock(&self) -> MutexGuard<'_, usize> {
+        self.inner.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits while `busy(used)`, for at most `limit` (forever without one);
+    /// `None` when the limit passed first. The clock is read only if it waits.
+    fn wait_while(
+        &self,
+        busy: impl Fn(usize) -> bool,
+        limit: Option<Duration>,
+    ) -> Option<MutexGuard<'_, usize>> {
+        let cv = &self.inner.1;
+        let mut used = self.lock();
+        let mut deadline = None;
+        while busy(*used) {
+            used = match limit {
+                None => cv.wait(used).unwrap_or_else(|e| e.into_inner()),
+                Some(limit) => {
+                    let end = *deadline.get_or_insert_with(|| Instant::now() + limit);
+                    let left = end.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return None;
+                    }
+                    cv.wait_timeout(used, left).unwrap_or_else(|e| e.into_inner()).0
+                }
+            };
         }
+        Some(used)
     }
 }
 
 impl Drop for Permit {
     fn drop(&mut self) {
         let (lock, cv) = &*self.inner;
-        let mut used = lock.lock().unwrap_or_else(|e| e.into_inner());
-        *used -= self.n;
+        *lock.lock().unwrap_or_else(|e| e.into_inner()) -= self.n;
         cv.notify_all();
     }
 }

@@ -23,7 +23,7 @@
 use super::sink::Sink;
 use super::{Batch, BatchJson};
 use crate::credit::{Credit, Permit};
-use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use crossbeam_channel::{Receiver, Sender};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -147,12 +147,19 @@ impl Shared {
 }
 
 impl Queue {
-    /// Writes queued jobs until `enough` or none is left, then flushes
-    /// (`release`: see `Writer::finish`).
+    /// Writes queued jobs until `enough` or none is left, flushing at least
+    /// every `FLUSH_EVERY` on the way and once at the end (`release`: see
+    /// `Writer::finish`). What queued up meanwhile is written before the
+    /// flush, so a burst goes out in big chunks.
     fn write_until(&mut self, release: bool, enough: impl Fn() -> bool) {
+        let mut flushed = Instant::now();
         while !enough() {
             let Ok((batch, _permit)) = self.rx.try_recv() else { break };
             self.files.write(&batch);
+            if flushed.elapsed() >= FLUSH_EVERY {
+                self.files.flush(false);
+                flushed = Instant::now();
+            }
         }
         self.files.flush(release);
     }
@@ -261,32 +268,16 @@ fn start_writer(
 
 fn run_writer(shared: &Shared, rung: Receiver<()>) {
     crate::background::run_in_background();
-    // Sleeps on the bell with no timer (idle = idle). What queued up meanwhile is
-    // written before the flush, so a burst goes out in big chunks and the last line
-    // of a burst is in the file as soon as the writer has caught up.
+    // Sleeps on the bell with no timer (idle = idle); the last line of a burst
+    // is in the file as soon as the writer has caught up.
     while rung.recv().is_ok() {
         // Only after a rescue: sleeps until the state thread has not had to
         // write for `STAND_BACK`, then writes what is left.
         while let Some(back) = shared.stand_back_until() {
             std::thread::sleep(back.saturating_duration_since(Instant::now()));
         }
-        let mut q = shared.lock();
-        let mut flushed = Instant::now();
         // A thread waiting for the lock writes the rest at its own priority.
-        while shared.waiting.load(Ordering::SeqCst) == 0 {
-            match q.rx.try_recv() {
-                Ok((batch, _permit)) => q.files.write(&batch),
-                Err(TryRecvError::Empty) => {
-                    q.files.flush(false);
-                    break;
-                }
-                Err(TryRecvError::Disconnected) => break,
-            }
-            if flushed.elapsed() >= FLUSH_EVERY {
-                q.files.flush(false);
-                flushed = Instant::now();
-            }
-        }
+        shared.lock().write_until(false, || shared.waiting.load(Ordering::SeqCst) > 0);
     }
     // Every handle is gone: nothing more can come.
     shared.lock().write_until(true, || false);

@@ -59,21 +59,24 @@ struct Slot {
 }
 
 impl Slot {
+    /// Free places in its `log` queue.
+    fn room(&self) -> usize {
+        LOG_FRAMES_MAX.saturating_sub(self.outbox.logs.len())
+    }
+
     /// How many `log` frames of `line` bytes it could take now.
     fn frames_wanted(&self, line: usize) -> usize {
         if self.budget.paused() {
             return 0;
         }
-        let room = LOG_FRAMES_MAX.saturating_sub(self.outbox.logs.len());
-        room.min(self.budget.bytes() as usize / line + 1)
+        self.room().min(self.budget.bytes() as usize / line + 1)
     }
 
     /// Queues the newest of `frames` (ascending, the last one's seq `newest`)
     /// that its budget and queue take, oldest first, and wakes the session.
     /// Returns how many it took.
     fn queue_newest(&mut self, frames: &[Frame], newest: u64) -> usize {
-        let room = LOG_FRAMES_MAX.saturating_sub(self.outbox.logs.len());
-        let fit = self.budget.take_newest(frames.iter().map(|f| f.len()), room);
+        let fit = self.budget.take_newest(frames.iter().map(|f| f.len()), self.room());
         let sent = frames[frames.len() - fit..]
             .iter()
             .take_while(|f| self.outbox.logs.try_send((*f).clone()).is_ok())

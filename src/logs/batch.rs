@@ -213,18 +213,8 @@ fn push_escaped(bytes: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(&bytes[done..]);
 }
 
-fn push_u64(mut v: u64, out: &mut Vec<u8>) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&buf[i..]);
+fn push_u64(v: u64, out: &mut Vec<u8>) {
+    out.extend_from_slice(Digits::new(v).as_bytes());
 }
 
 /// A number as decimal digits that can be incremented in place.
@@ -235,12 +225,18 @@ struct Digits {
 }
 
 impl Digits {
-    fn new(v: u64) -> Digits {
-        let mut out = Vec::with_capacity(20);
-        push_u64(v, &mut out);
+    fn new(mut v: u64) -> Digits {
+        // Zeros to the left, so `increment` can carry into them.
         let mut buf = [b'0'; 20];
-        let start = 20 - out.len();
-        buf[start..].copy_from_slice(&out);
+        let mut start = buf.len();
+        loop {
+            start -= 1;
+            buf[start] = b'0' + (v % 10) as u8;
+            v /= 10;
+            if v == 0 {
+                break;
+            }
+        }
         Digits { buf, start }
     }
 

@@ -202,6 +202,9 @@ pub enum Msg {
     /// Sessions whose live-log budget ran dry may have refilled: send them the
     /// newest lines they missed.
     LiveTail,
+    /// No flood-sized batch has come for a while: the log rings may copy the
+    /// lines they keep out of the floods' buffers (`LogStore::compact`).
+    LogsQuiet,
     /// SIGINT or SIGTERM reached the server.
     Signal(Sig),
     /// A session finished its handshake and wants the stream.

@@ -1,6 +1,6 @@
 //! Timer thread (`timer`): turns the state thread's `Arm` requests into
-//! `Msg::Deadline` (and its live-log wake into `Msg::LiveTail`) at the right
-//! moment. With nothing armed it sleeps in `recv` with no timeout, so an idle
+//! `Msg::Deadline` (and its live-log wake into `Msg::LiveTail`, its tidy-up
+//! after a flood into `Msg::LogsQuiet`) at the right moment. With nothing armed it sleeps in `recv` with no timeout, so an idle
 //! server wakes for nothing.
 
 use crate::bus::{BusTx, DeadlineKind, Msg, RunId, SvcId};
@@ -14,6 +14,7 @@ use std::time::Instant;
 enum Alarm {
     Deadline { svc: SvcId, run: RunId, kind: DeadlineKind },
     LiveTail,
+    LogsQuiet,
 }
 
 type Armed = (Instant, Alarm);
@@ -31,6 +32,10 @@ impl Timer {
 
     pub fn arm_live_tail(&self, at: Instant) {
         let _ = self.tx.send((at, Alarm::LiveTail));
+    }
+
+    pub fn arm_logs_quiet(&self, at: Instant) {
+        let _ = self.tx.send((at, Alarm::LogsQuiet));
     }
 }
 
@@ -58,6 +63,7 @@ pub fn spawn_timer(bus: BusTx) -> std::io::Result<Timer> {
                 let msg = match alarm {
                     Alarm::Deadline { svc, run, kind } => Msg::Deadline { svc, run, kind },
                     Alarm::LiveTail => Msg::LiveTail,
+                    Alarm::LogsQuiet => Msg::LogsQuiet,
                 };
                 if bus.send(msg).is_err() {
                     return;

@@ -195,3 +195,32 @@ impl Drop for Busy {
         }
     }
 }
+
+/// A `/proc/<pid>/status` value in kB (`VmRSS`, `VmHWM`).
+fn status_kb(pid: u32, key: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with(key)).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn the_memory_a_flood_took_goes_back_once_it_is_over() {
+    let vars = [("LINES", "1000000".to_string())];
+    let opts = Opts { vars: &vars, session: false, ..Opts::default() };
+    let mut s = Server::start_with("tests/flood.jsonc", opts);
+    s.wait_started();
+    s.wait_stdout("flood | [flowlayer] completed", T);
+    let pid = s.child.id();
+    // What stays is the rings' copy of the newest 10,000 lines (~1 MB) and
+    // what glibc keeps: a fifth of the peak at most, where the heaps the
+    // flood grew used to stay whole (17-70 MB after a 40-90 MB peak).
+    let mut rss = 0;
+    let mut peak = 0;
+    wait_until(T, "resident memory back to a fifth of the peak", || {
+        peak = status_kb(pid, "VmHWM");
+        rss = status_kb(pid, "VmRSS");
+        rss * 5 < peak
+    });
+    assert!(peak > 30_000, "the flood took memory in the first place: peak {peak} kB");
+    assert!(s.shutdown().success());
+}

@@ -74,6 +74,18 @@ impl Batch {
         timestamp(self.ts_ms)
     }
 
+    /// Lines `from..` in a buffer of their own, just big enough for them.
+    pub fn copy_from(&self, from: usize) -> Batch {
+        let spans = &self.lines.spans[from..];
+        let base = spans.first().map_or(0, |s| s.0);
+        let end = spans.last().map_or(base, |s| s.1);
+        let lines = Lines {
+            text: self.lines.text[base as usize..end as usize].to_owned(),
+            spans: spans.iter().map(|&(a, b)| (a - base, b - base)).collect(),
+        };
+        Batch { lines, seq0: self.seq(from), ..*self }
+    }
+
     /// For tests: a batch of service 0 read at 2026-11-27T14:55:21.123Z.
     #[cfg(test)]
     pub fn sample(phase: Status, stream: Stream, seq0: u64, lines: Lines) -> Batch {

@@ -33,6 +33,13 @@ pub const LOG_FRAMES_MAX: usize = crate::session::OUTBOX_LOGS;
 /// Bytes a `log` frame adds to its message (envelope, field names, seq,
 /// timestamp): enough to estimate how many frames a budget has room for.
 const MIN_LOG_FRAME: usize = 128;
+/// A batch at least this big was read from a pipe in flood (the pumps read up
+/// to 256 KiB at a time).
+const FLOOD_BATCH: usize = 64 * 1024;
+/// A flood is over when no flood-sized batch has come for this long; the log
+/// rings are then compacted (`LogStore::compact`). Long enough that a service
+/// logging in bursts is not compacted after each one.
+const LOGS_QUIET: Duration = Duration::from_millis(500);
 /// How long shutdown waits for the terminal to take the last lines.
 const FINAL_FLUSH: Duration = Duration::from_secs(5);
 
@@ -98,6 +105,9 @@ struct Exec {
     exit: bool,
     /// When the live-tail timer is armed for (at most one at a time).
     tail_at: Option<Instant>,
+    /// When the last flood-sized batch came, and whether the quiet timer is armed.
+    last_flood: Option<Instant>,
+    quiet_armed: bool,
 }
 
 /// Runs the state thread until shutdown completes. `ctl` (sessions, signals) is
@@ -110,6 +120,8 @@ pub fn run_state(mut model: Model, io: Io, rx: BusRx, ctl: BusRx) {
         local: VecDeque::new(),
         exit: false,
         tail_at: None,
+        last_flood: None,
+        quiet_armed: false,
     };
     let fx = model.boot(now_ms());
     ex.apply_all(fx, &model);
@@ -131,6 +143,11 @@ pub fn run_state(mut model: Model, io: Io, rx: BusRx, ctl: BusRx) {
             Msg::Opened { session, outbox } => ex.open(session, outbox, &model),
             Msg::Closed { session } => ex.close(session),
             Msg::LiveTail => ex.resume_tails(&model),
+            Msg::LogsQuiet => {
+                if ex.flood_over() {
+                    model.store.compact();
+                }
+            }
             Msg::Signal(_) => {
                 if let Some(f) = ex.io.on_shutdown.take() {
                     f();
@@ -196,6 +213,9 @@ impl Exec {
                 self.io.timer.arm(Instant::now() + after, svc, run, kind)
             }
             Effect::Logs(batch) => {
+                if batch.lines.text.len() >= FLOOD_BATCH {
+                    self.note_flood();
+                }
                 // The files are the record, the terminal a view: while the disk
                 // copy is behind, the terminal does not compete with it.
                 let behind = self.io.writer.as_ref().is_some_and(|w| w.behind());
@@ -225,6 +245,33 @@ impl Exec {
                 self.logs_page(session, id, service, page, effective_limit, model)
             }
             Effect::Exit => self.exit = true,
+        }
+    }
+
+    /// A flood-sized batch came: the quiet timer runs until `LOGS_QUIET` after
+    /// the last one (armed once, not per batch).
+    fn note_flood(&mut self) {
+        let now = Instant::now();
+        self.last_flood = Some(now);
+        if !self.quiet_armed {
+            self.quiet_armed = true;
+            self.io.timer.arm_logs_quiet(now + LOGS_QUIET);
+        }
+    }
+
+    /// The quiet timer fired: true when the flood is over, else it is armed
+    /// again for `LOGS_QUIET` after the latest flood-sized batch.
+    fn flood_over(&mut self) -> bool {
+        let end = self.last_flood.map(|t| t + LOGS_QUIET);
+        match end {
+            Some(at) if at > Instant::now() => {
+                self.io.timer.arm_logs_quiet(at);
+                false
+            }
+            _ => {
+                self.quiet_armed = false;
+                true
+            }
         }
     }
 

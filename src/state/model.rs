@@ -278,7 +278,7 @@ impl Model {
             Msg::Deadline { svc, run, kind } => self.on_deadline(svc, run, kind, now, &mut fx),
             Msg::Signal(sig) => self.on_signal(sig, &mut fx),
             // Sessions are wired by the state thread, which owns their outboxes.
-            Msg::Opened { .. } | Msg::Closed { .. } | Msg::LiveTail => {}
+            Msg::Opened { .. } | Msg::Closed { .. } | Msg::LiveTail | Msg::LogsQuiet => {}
             Msg::Command { session, id, cmd } => self.on_command(session, id, cmd, now, &mut fx),
         }
         self.advance(now, &mut fx);

@@ -270,14 +270,16 @@ mod tests {
         p.entries.iter().map(|e| e.seq()).collect()
     }
 
+    /// Lines `m<from>` .. `m<from + n - 1>` as one batch.
+    fn lines(from: usize, n: usize) -> Lines {
+        let mut l = Lines::default();
+        (from..from + n).for_each(|i| l.push(&format!("m{i}")));
+        l
+    }
+
     #[test]
     fn compacting_copies_what_the_rings_keep_and_changes_no_answer() {
         let mut s = LogStore::new(2, 5, 1);
-        let lines = |from: usize, n: usize| {
-            let mut l = Lines::default();
-            (from..from + n).for_each(|i| l.push(&format!("m{i}")));
-            l
-        };
         s.push(SvcId(0), Status::Running, Stream::Stdout, 0, lines(0, 4)); // seq 1-4
         s.push(SvcId(1), Status::Running, Stream::Stderr, 0, lines(9, 1)); // seq 5
         s.push(SvcId(0), Status::Running, Stream::Stdout, 0, lines(4, 3)); // seq 6-8
@@ -309,11 +311,6 @@ mod tests {
     #[test]
     fn eviction_cuts_into_batches_and_queries_find_single_lines() {
         let mut s = LogStore::new(2, 5, 1);
-        let lines = |from: usize, n: usize| {
-            let mut l = Lines::default();
-            (from..from + n).for_each(|i| l.push(&format!("m{i}")));
-            l
-        };
         s.push(SvcId(0), Status::Running, Stream::Stdout, 0, lines(0, 3)); // seq 1-3
         s.push(SvcId(1), Status::Running, Stream::Stdout, 0, lines(9, 1)); // seq 4
         s.push(SvcId(0), Status::Running, Stream::Stdout, 0, lines(3, 4)); // seq 5-8

@@ -29,13 +29,22 @@ pub fn work_dir(tag: &str) -> PathBuf {
 }
 
 /// Polls `f` every millisecond until it is true or `timeout` passes.
-pub fn wait(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+pub fn wait(timeout: Duration, f: impl FnMut() -> bool) -> bool {
+    wait_every(timeout, Duration::from_millis(1), f)
+}
+
+/// `wait` with 50 µs naps, for waits that are themselves measured.
+pub fn wait_fine(timeout: Duration, f: impl FnMut() -> bool) -> bool {
+    wait_every(timeout, Duration::from_micros(50), f)
+}
+
+fn wait_every(timeout: Duration, nap: Duration, mut f: impl FnMut() -> bool) -> bool {
     let end = Instant::now() + timeout;
     while Instant::now() < end {
         if f() {
             return true;
         }
-        std::thread::sleep(Duration::from_millis(1));
+        std::thread::sleep(nap);
     }
     false
 }

@@ -9,7 +9,7 @@ use super::{
     SessionCfg, DEFAULT_READY_INTERVAL, MIN_READY_INTERVAL_MS,
 };
 use serde_json::{Map, Value};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 type Obj = Map<String, Value>;
@@ -141,6 +141,12 @@ fn range_rule(min: u64) -> &'static str {
     }
 }
 
+/// `rel` against the config file's directory, without the `./` steps that
+/// would otherwise show in every message naming the path.
+fn resolve(dir: &Path, rel: String) -> PathBuf {
+    dir.join(rel).components().collect()
+}
+
 pub(super) fn validate(root: &Value, dir: &Path) -> Result<Config, Vec<ConfigProblem>> {
     let mut w = Walk { problems: Vec::new() };
     let Some(top) = w.object(root, "", &["session", "logs", "logView", "services"]) else {
@@ -149,7 +155,7 @@ pub(super) fn validate(root: &Value, dir: &Path) -> Result<Config, Vec<ConfigPro
     let session = top.get("session").map(|v| session(&mut w, v)).unwrap_or_default();
     let logs_dir = top.get("logs").and_then(|v| {
         let o = w.object(v, "logs", &["dir"])?;
-        w.non_empty_string(o, "dir", "logs").map(|d| dir.join(d))
+        w.non_empty_string(o, "dir", "logs").map(|d| resolve(dir, d))
     });
     let log_view = top.get("logView").map(|v| log_view(&mut w, v)).unwrap_or_default();
     let mut services = Vec::new();
@@ -287,7 +293,8 @@ fn service_fields(
         let lo = w.object(lv, &join(&at, "logView"), &["maxEntries"])?;
         w.int(lo, "maxEntries", &join(&at, "logView"), 1, u32::MAX as u64).map(|n| n as usize)
     });
-    let cwd = w.non_empty_string(o, "cwd", &at).map(|c| dir.join(c)).unwrap_or(dir.to_path_buf());
+    let cwd =
+        w.non_empty_string(o, "cwd", &at).map(|c| resolve(dir, c)).unwrap_or(dir.to_path_buf());
     if !valid_name {
         return None;
     }
@@ -514,8 +521,8 @@ mod tests {
 
     #[test]
     fn defaults_and_normalisation_apply() {
-        let c = ok(r#"{"logs":{"dir":"logs"},"services":{
-            "b":{"cmd":["p"],"dependsOn":["a","a"],"cwd":"sub","port":3000,
+        let c = ok(r#"{"logs":{"dir":"./logs"},"services":{
+            "b":{"cmd":["p"],"dependsOn":["a","a"],"cwd":"./sub/./","port":3000,
                  "ready":{"type":"tcp"}},
             "a":{"cmd":"p","kind":"oneshot","ready":{"type":"http","url":"http://localhost:81/h?x=1","intervalMs":50,"timeoutMs":900}}}}"#);
         assert_eq!(c.logs_dir, Some(PathBuf::from("/base/logs")));

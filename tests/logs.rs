@@ -224,3 +224,24 @@ fn the_memory_a_flood_took_goes_back_once_it_is_over() {
     assert!(peak > 30_000, "the flood took memory in the first place: peak {peak} kB");
     assert!(s.shutdown().success());
 }
+
+#[test]
+fn a_log_file_that_cannot_be_written_is_said_once_and_the_rest_goes_on() {
+    let dir = temp_dir("unwritable").keep();
+    // A directory where all.jsonl should be: every write to it fails.
+    std::fs::create_dir_all(dir.join("logs/all.jsonl")).unwrap();
+    let opts = Opts { session: false, dir: Some(dir.clone()), ..Opts::default() };
+    let mut s = Server::start_with("tests/lines.jsonc", opts);
+    s.wait_started();
+    s.wait_stdout("printer | [flowlayer] completed", T);
+    s.wait_stdout("errs    | [flowlayer] completed", T);
+    assert!(s.shutdown().success());
+    let said: Vec<String> =
+        s.stderr().lines().filter(|l| l.contains("cannot write")).map(String::from).collect();
+    let expect = format!("{}: Is a directory", dir.join("logs/all.jsonl").display());
+    assert_eq!(said.len(), 1, "{said:?}");
+    assert!(said[0].starts_with("[flowlayer] logs: cannot write") && said[0].contains(&expect));
+    // The services' own files got every line all the same.
+    assert_eq!(messages(&s.jsonl("printer.jsonl"), "stdout").len(), 1000);
+    assert_eq!(messages(&s.jsonl("errs.jsonl"), "stderr").len(), 5);
+}

@@ -2,7 +2,7 @@ use crate::support::{read_jsonl, temp_dir, wait_until, Opts, Server};
 use serde_json::Value;
 use std::os::unix::fs::MetadataExt;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const T: Duration = Duration::from_secs(20);
 
@@ -207,21 +207,29 @@ fn status_kb(pid: u32, key: &str) -> u64 {
 fn the_memory_a_flood_took_goes_back_once_it_is_over() {
     let vars = [("LINES", "1000000".to_string())];
     let opts = Opts { vars: &vars, session: false, ..Opts::default() };
-    let mut s = Server::start_with("tests/flood.jsonc", opts);
-    s.wait_started();
-    s.wait_stdout("flood | [flowlayer] completed", T);
+    let mut s = Server::start_with("tests/flood_gated.jsonc", opts);
+    s.wait_stdout("gate → running", T);
     let pid = s.child.id();
-    // What stays is the rings' copy of the newest 10,000 lines (~1 MB) and
-    // what glibc keeps: a fifth of the peak at most, where the heaps the
-    // flood grew used to stay whole (17-70 MB after a 40-90 MB peak).
-    let mut rss = 0;
-    let mut peak = 0;
-    wait_until(T, "resident memory back to a fifth of the peak", || {
-        peak = status_kb(pid, "VmHWM");
-        rss = status_kb(pid, "VmRSS");
-        rss * 5 < peak
-    });
-    assert!(peak > 30_000, "the flood took memory in the first place: peak {peak} kB");
+    let before = status_kb(pid, "VmRSS");
+    std::fs::write(s.dir.join("go"), "go").unwrap();
+    s.wait_stdout("flood | [flowlayer] completed", T);
+    // What stays is the rings' copy of the newest 10,000 lines (~1 MB): 1-2 MB
+    // more than before the flood, where the heaps it grew used to stay
+    // (13-78 MB more).
+    let deadline = Instant::now() + T;
+    let more = loop {
+        let more = status_kb(pid, "VmRSS").saturating_sub(before);
+        if more < 8_000 || Instant::now() > deadline {
+            break more;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let peak = status_kb(pid, "VmHWM") - before;
+    assert!(
+        more < 8_000,
+        "{more} kB more than before the flood {T:?} after it (peak {peak} kB more)"
+    );
+    assert!(peak > 30_000, "the flood took memory in the first place: {peak} kB more at its peak");
     assert!(s.shutdown().success());
 }
 

@@ -182,8 +182,8 @@ impl LogStore {
     /// last, at the top of the heap its thread allocates from; glibc can only
     /// shrink a heap from the top down, so those few lines held all of it.
     /// Copied (into the state thread's heap) and the originals freed, they no
-    /// longer do: RSS after one 1M-line flood 17-82 -> 6.1-8.9 MB, after four
-    /// at once 71-118 -> 10-28 MB.
+    /// longer do: RSS after one 1M-line flood 17-82 -> 5.9-6.4 MB, after four
+    /// at once 71-118 -> 10.2-10.6 MB (with the pumps' `UNCACHED` room).
     pub fn compact(&mut self) {
         self.rings.iter_mut().for_each(Ring::compact);
     }

@@ -35,6 +35,15 @@ const NAP_AFTER: usize = 16 * 1024;
 /// the nap, 1.00x with it (medians of 6). Idle pipes never nap, nor do pipes
 /// the kernel would not grow (a 64 KiB pipe fills during a nap).
 const NAP: Duration = Duration::from_micros(200);
+/// Smallest block glibc does not keep in a thread's cache (its tcache holds
+/// blocks up to 1032 bytes). A block of the pump's heap freed by another
+/// thread (`state`, the writer) into that thread's cache still counts as in
+/// use in the pump's heap, and near its top it keeps the heap from shrinking
+/// once a flood is over. So the few small batches a flooding pump sends (the
+/// end of a burst) are given at least this much room. Four floods at once
+/// left 10.3-18.8 MB behind without it, 10.2-10.7 MB with it (RSS ~2 s
+/// after, four and six runs).
+const UNCACHED: usize = 1040;
 
 pub struct Pump<R> {
     pub pipe: R,
@@ -52,6 +61,8 @@ impl<R: Read> Pump<R> {
         let mut buf = vec![0u8; READ_CHUNK + MAX_LINE];
         // Bytes at the start of `buf` that belong to an unfinished line.
         let mut kept = 0;
+        // The last read was a big one.
+        let mut flooding = false;
         loop {
             let n = match self.pipe.read(&mut buf[kept..kept + READ_CHUNK]) {
                 Ok(0) => break,
@@ -59,9 +70,13 @@ impl<R: Read> Pump<R> {
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(_) => break,
             };
-            let (lines, used) = split_lines(&buf[..kept + n], false);
+            let (mut lines, used) = split_lines(&buf[..kept + n], false);
             buf.copy_within(used..kept + n, 0);
             kept = kept + n - used;
+            if flooding {
+                make_room(&mut lines);
+            }
+            flooding = n >= NAP_AFTER;
             if !lines.is_empty() && !self.send(lines) {
                 return;
             }
@@ -70,7 +85,10 @@ impl<R: Read> Pump<R> {
             }
         }
         if kept > 0 {
-            let (lines, _) = split_lines(&buf[..kept], true);
+            let (mut lines, _) = split_lines(&buf[..kept], true);
+            if flooding {
+                make_room(&mut lines);
+            }
             self.send(lines);
         }
     }
@@ -120,6 +138,13 @@ pub fn split_lines(data: &[u8], eof: bool) -> (Lines, usize) {
         }
     };
     (lines, used)
+}
+
+/// Gives a batch's buffers at least `UNCACHED` bytes each.
+fn make_room(lines: &mut Lines) {
+    lines.text.reserve(UNCACHED.saturating_sub(lines.text.len()));
+    let span = std::mem::size_of::<(u32, u32)>();
+    lines.spans.reserve((UNCACHED / span).saturating_sub(lines.spans.len()));
 }
 
 /// Spans for one line, split at `MAX_LINE` bytes on character boundaries.

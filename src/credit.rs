@@ -17,7 +17,8 @@ pub struct Credit {
     limit: usize,
 }
 
-/// Bytes in flight; given back when dropped (when the state thread is done).
+/// One holder's share of the credit, given back when dropped (by whoever is
+/// done with what it stands for: the state thread, the writer, a request).
 pub struct Permit {
     inner: Arc<(Mutex<usize>, Condvar)>,
     n: usize,

@@ -1,7 +1,8 @@
 //! Timer thread (`timer`): turns the state thread's `Arm` requests into
 //! `Msg::Deadline` (and its live-log wake into `Msg::LiveTail`, its tidy-up
-//! after a flood into `Msg::LogsQuiet`) at the right moment. With nothing armed it sleeps in `recv` with no timeout, so an idle
-//! server wakes for nothing.
+//! after a flood into `Msg::LogsQuiet`) at the right moment. With nothing
+//! armed it sleeps in `recv` with no timeout, so an idle server wakes for
+//! nothing.
 
 use crate::bus::{BusTx, DeadlineKind, Msg, RunId, SvcId};
 use crossbeam_channel::{RecvTimeoutError, Sender};

@@ -70,30 +70,29 @@ impl<R: Read> Pump<R> {
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(_) => break,
             };
-            let (mut lines, used) = split_lines(&buf[..kept + n], false);
+            let (lines, used) = split_lines(&buf[..kept + n], false);
             buf.copy_within(used..kept + n, 0);
             kept = kept + n - used;
-            if flooding {
-                make_room(&mut lines);
-            }
-            flooding = n >= NAP_AFTER;
-            if !lines.is_empty() && !self.send(lines) {
+            if !lines.is_empty() && !self.send(lines, flooding) {
                 return;
             }
+            flooding = n >= NAP_AFTER;
             if self.nap && (NAP_AFTER..READ_CHUNK).contains(&n) {
                 std::thread::sleep(NAP);
             }
         }
         if kept > 0 {
-            let (mut lines, _) = split_lines(&buf[..kept], true);
-            if flooding {
-                make_room(&mut lines);
-            }
-            self.send(lines);
+            let (lines, _) = split_lines(&buf[..kept], true);
+            self.send(lines, flooding);
         }
     }
 
-    fn send(&self, lines: Lines) -> bool {
+    /// Sends a batch to the state thread; `after_flood`: the read before it was
+    /// a big one, so the batch gets at least `UNCACHED` bytes of room.
+    fn send(&self, mut lines: Lines, after_flood: bool) -> bool {
+        if after_flood {
+            make_room(&mut lines);
+        }
         let permit = self.credit.take(lines.text.len());
         self.bus.send(Msg::Lines { svc: self.svc, stream: self.stream, lines, permit }).is_ok()
     }

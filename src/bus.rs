@@ -6,7 +6,6 @@
 //! can happen to a running server.
 
 use crossbeam_channel::{Receiver, Sender};
-use serde::Serialize;
 
 /// A configured service: its index in `Config::services` (sorted by name).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -21,57 +20,8 @@ pub struct RunId(pub u64);
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SessionId(pub u64);
 
-/// Service status, with the protocol's exact words.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    Unknown,
-    Starting,
-    Running,
-    Ready,
-    Stopping,
-    Stopped,
-    Failed,
-}
-
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Unknown => "unknown",
-            Status::Starting => "starting",
-            Status::Running => "running",
-            Status::Ready => "ready",
-            Status::Stopping => "stopping",
-            Status::Stopped => "stopped",
-            Status::Failed => "failed",
-        }
-    }
-
-    /// The process is up (whether or not its readiness probe passed).
-    pub fn is_up(self) -> bool {
-        matches!(self, Status::Running | Status::Ready)
-    }
-}
-
-/// Where a log line came from.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Stream {
-    Stdout,
-    Stderr,
-    /// A line the server writes about a service (exit code, skipped start, ...).
-    System,
-}
-
-impl Stream {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Stream::Stdout => "stdout",
-            Stream::Stderr => "stderr",
-            Stream::System => "system",
-        }
-    }
-}
+/// Service statuses and log streams, with the protocol's exact words.
+pub use flowlayer_protocol::{Status, Stream};
 
 /// How a process ended.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -115,26 +65,13 @@ pub enum DeadlineKind {
     StopGrace,
 }
 
-/// A runtime command from a session (protocol V1 command names).
-#[derive(Clone, Debug, PartialEq)]
-pub enum Command {
-    GetSnapshot,
-    GetLogs(LogQuery),
-    StartService(String),
-    StopService(String),
-    RestartService(String),
-    StartAll,
-    StopAll,
-}
+/// A runtime command from a session, and the `get_logs` query (protocol types).
+pub use flowlayer_protocol::{Command, LogQuery};
 
-/// `get_logs` parameters after validation.
-#[derive(Clone, Debug, PartialEq, Default)]
-pub struct LogQuery {
-    pub service: Option<String>,
-    pub limit: Option<usize>,
-    pub after_seq: Option<u64>,
-    pub before_seq: Option<u64>,
-}
+/// The commands the state thread answers: announced in `hello`, and the only
+/// ones sessions pass on. Any other name, known to the protocol crate or not, is
+/// refused as `unknown_command` before its payload is read.
+pub const CAPABILITIES: &[flowlayer_protocol::CommandName] = &flowlayer_protocol::CommandName::V1;
 
 /// A WebSocket text frame ready for the wire (header and JSON payload), encoded
 /// once and shared by every session it goes to.

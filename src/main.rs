@@ -16,6 +16,7 @@ mod state;
 mod supervisor;
 mod timer;
 mod token;
+mod wire;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;

@@ -35,7 +35,7 @@ fn handshake_sends_hello_then_a_sorted_snapshot() {
     assert_eq!(p["instance_id"].as_str().unwrap().len(), 36);
     let caps: Vec<&str> =
         p["capabilities"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
-    for c in [
+    let served = [
         "get_snapshot",
         "get_logs",
         "start_service",
@@ -43,9 +43,8 @@ fn handshake_sends_hello_then_a_sorted_snapshot() {
         "restart_service",
         "start_all",
         "stop_all",
-    ] {
-        assert!(caps.contains(&c), "{c}");
-    }
+    ];
+    assert_eq!(caps, served, "exactly the commands the server serves");
     assert!(hello.get("id").is_none(), "fields that do not apply are omitted");
     let snap = c.recv(T).unwrap();
     assert_eq!(snap["name"], "snapshot");
@@ -106,6 +105,15 @@ fn rejections_and_protocol_errors_keep_the_connection_usable() {
     assert_eq!(ack["error"]["code"], "invalid_payload");
     let (ack, _) = c.call("stop_service", json!({"service": 7}));
     assert_eq!(ack["error"]["code"], "invalid_payload");
+    // Protocol commands this server does not serve yet are unknown, whatever
+    // their payload.
+    for (name, payload) in
+        [("get_stats", Value::Null), ("watch_stats", json!({"enabled": true, "interval_ms": 1}))]
+    {
+        let (ack, _) = c.call(name, payload);
+        assert_eq!(ack["error"]["code"], "unknown_command", "{name}");
+        assert_eq!(ack["error"]["message"], format!("unknown command \"{name}\""));
+    }
     let cases = [
         ("not json", "invalid_json"),
         ("[1,2]", "invalid_json"),
@@ -113,6 +121,7 @@ fn rejections_and_protocol_errors_keep_the_connection_usable() {
         (r#"{"type":"telepathy"}"#, "unknown_type"),
         (r#"{"type":"result","id":"r1"}"#, "unsupported_message_type"),
         (r#"{"type":"command","name":"get_snapshot"}"#, "missing_id"),
+        (r#"{"type":"command","id":null,"name":"get_snapshot"}"#, "invalid_id"),
         (r#"{"type":"command","id":"n1"}"#, "missing_name"),
     ];
     for (text, code) in cases {

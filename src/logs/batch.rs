@@ -213,6 +213,9 @@ fn push_escaped(bytes: &[u8], out: &mut Vec<u8>) {
             b'\n' => out.extend_from_slice(b"\\n"),
             b'\r' => out.extend_from_slice(b"\\r"),
             b'\t' => out.extend_from_slice(b"\\t"),
+            // serde_json's short forms too, so a line encodes as serde would.
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x0c => out.extend_from_slice(b"\\f"),
             b => {
                 const HEX: &[u8; 16] = b"0123456789abcdef";
                 out.extend_from_slice(b"\\u00");
@@ -373,6 +376,32 @@ mod tests {
                 assert_eq!(back, s, "escape {esc:?} at {at}");
             }
         }
+    }
+
+    #[test]
+    fn jsonl_lines_are_what_serde_writes_for_a_log_entry() {
+        let mut lines = Lines::default();
+        let awkward =
+            ["", "plain", "q\" b\\ \u{7f} é \u{2028}", "\u{0}\u{8}\t\n\u{c}\r\u{1b}[0m\u{1f}"];
+        awkward.iter().for_each(|l| lines.push(l));
+        let b = Batch::sample(Status::Starting, Stream::System, 9, lines);
+        let mut out = Vec::new();
+        BatchJson::new(&b, "a\"pi").write_all(&b, &mut out);
+        let text = String::from_utf8(out).unwrap();
+        let want: String = (0..b.len())
+            .map(|i| {
+                let e = flowlayer_protocol::LogEntry {
+                    seq: b.seq(i),
+                    service: "a\"pi".into(),
+                    phase: b.phase,
+                    stream: b.stream,
+                    message: b.message(i).into(),
+                    timestamp: format_timestamp(b.ts_ms),
+                };
+                serde_json::to_string(&e).unwrap() + "\n"
+            })
+            .collect();
+        assert_eq!(text, want);
     }
 
     #[test]

@@ -2,11 +2,11 @@
 //! on `/ws` (server.md section 8, protocol.md).
 //!
 //! `listen` owns the TCP listener (accept thread) and answers plain HTTP;
-//! `ws` runs one thread per WebSocket client; `wire` builds and reads frames.
+//! `ws` runs one thread per WebSocket client, which reads commands with the
+//! protocol crate and writes frames built by `crate::wire`.
 
 mod http;
 mod listen;
-pub mod wire;
 mod ws;
 
 pub use listen::{dial_addr, start, SessionHandle};

@@ -14,8 +14,9 @@
 
 use super::http::{error_body, respond, Head};
 use super::listen::Ctx;
-use super::wire::{self, Incoming};
-use crate::bus::{Msg, Outbox, SessionId, KICK_NONE, KICK_SHUTDOWN, KICK_TOO_SLOW};
+use crate::bus::{Msg, Outbox, SessionId, CAPABILITIES, KICK_NONE, KICK_SHUTDOWN, KICK_TOO_SLOW};
+use crate::wire;
+use flowlayer_protocol::{parse_incoming, ErrorBody, ErrorCode, Incoming};
 use mio::{Events, Interest, Poll, Token, Waker};
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
@@ -234,7 +235,9 @@ impl Session<'_> {
             match self.ws.read() {
                 Ok(Message::Text(t)) => self.on_text(t.as_str()),
                 Ok(Message::Binary(_)) => {
-                    self.reply(wire::error(None, "invalid_json", "binary frames are not accepted"))
+                    let e =
+                        ErrorBody::new(ErrorCode::InvalidJson, "binary frames are not accepted");
+                    self.reply(wire::error(None, e))
                 }
                 Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => {}
                 Ok(Message::Close(_)) => {}
@@ -274,18 +277,13 @@ impl Session<'_> {
     }
 
     fn on_text(&mut self, text: &str) {
-        match wire::parse_incoming(text) {
+        match parse_incoming(text, CAPABILITIES) {
             Incoming::Command { id, cmd } => {
                 // A failed send means shutdown; the close follows.
                 let _ = self.ctx.bus.send(Msg::Command { session: self.id, id, cmd });
             }
-            Incoming::Error { id, code, message } => {
-                self.reply(wire::error(id.as_deref(), code, &message))
-            }
-            Incoming::Reject { id, code, message } => {
-                let f = crate::state::Failure::new(code, message);
-                self.reply(wire::ack(&id, &Err(f)))
-            }
+            Incoming::Error { id, error } => self.reply(wire::error(id, error)),
+            Incoming::Reject { id, error } => self.reply(wire::ack(id, Some(error))),
         }
     }
 }

@@ -16,11 +16,12 @@ use crate::bus::{
 use crate::config::Config;
 use crate::logs::{format_timestamp, now_ms, read_jsonl_page, BatchJson, Page, Writer};
 use crate::output::Printer;
-use crate::session::wire;
 use crate::supervisor::{self, signal_group};
 use crate::timer::Timer;
+use crate::wire;
 use budget::Budget;
 use crossbeam_channel::Sender;
+use flowlayer_protocol::{ErrorCode, ResultPayload};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -228,18 +229,21 @@ impl Exec {
             Effect::Status { svc, status, ts_ms, note } => {
                 self.io.printer.status(svc.0, status, note);
                 if !self.sessions.is_empty() {
-                    let f = wire::status_event(
-                        self.name(model, svc),
-                        status.as_str(),
-                        &format_timestamp(ts_ms),
-                    );
+                    let name = self.name(model, svc);
+                    let f = wire::status_event(name, status, format_timestamp(ts_ms));
                     self.broadcast_status(f);
                 }
             }
             Effect::Say { text, prefixed } => self.io.printer.say(text, prefixed),
-            Effect::Ack { session, id, outcome } => self.send_to(session, wire::ack(&id, &outcome)),
+            Effect::Ack { session, id, outcome } => {
+                self.send_to(session, wire::ack(id, outcome.err().map(Failure::into_error)))
+            }
             Effect::Result { session, id, outcome } => {
-                self.send_to(session, wire::result(&id, &outcome))
+                let payload = match outcome {
+                    Ok(data) => ResultPayload::ok(data),
+                    Err(f) => f.into_result(),
+                };
+                self.send_to(session, wire::result(id, payload))
             }
             Effect::LogsPage { session, id, service, page, effective_limit } => {
                 self.logs_page(session, id, service, page, effective_limit, model)
@@ -407,7 +411,7 @@ impl Exec {
     /// Snapshot first, then the session joins the broadcast: nothing can fall
     /// between the two, since this thread alone changes statuses.
     fn open(&mut self, session: SessionId, outbox: Outbox, model: &Model) {
-        let snap = wire::event("snapshot", model.snapshot_json());
+        let snap = wire::snapshot(model.snapshot_data());
         if outbox.push(snap) {
             let budget = Budget::new(Instant::now(), self.sessions.len() + 1);
             let last_seq = model.store.last_seq();
@@ -463,8 +467,8 @@ impl Exec {
             }
         });
         if spawned.is_err() {
-            let f = Failure::new("internal_error", "cannot read log history now");
-            self.send_to(session, wire::result(&id_copy, &Err(f)));
+            let f = Failure::new(ErrorCode::InternalError, "cannot read log history now");
+            self.send_to(session, wire::result(id_copy, f.into_result()));
         }
     }
 }
@@ -526,5 +530,5 @@ fn encode_page(id: &str, entries: &Entries, truncated: bool, limit: usize) -> Fr
     let len = entries.buf.len();
     let first = entries.starts.iter().position(|s| len - s <= room).unwrap_or(entries.starts.len());
     let body = entries.starts.get(first).map(|s| &entries.buf[*s..]).unwrap_or(&[]);
-    wire::logs_result(id, body, truncated || first > 0, limit)
+    wire::logs_result(id, body, truncated || first > 0, limit as u64)
 }

@@ -10,6 +10,10 @@ use crate::config::{Config, Kind, Probe};
 use crate::logs::{Batch, Lines, LogStore, Page};
 use crate::plan::Plan;
 use crate::supervisor::GroupSignal;
+use flowlayer_protocol::{
+    AllResult, CommandName, ErrorBody, ErrorCode, ResultData, ResultPayload, ServiceResult,
+    ServiceState, Snapshot,
+};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -71,7 +75,7 @@ pub enum Effect {
     Result {
         session: SessionId,
         id: String,
-        outcome: Result<serde_json::Value, Failure>,
+        outcome: Result<ResultData, Failure>,
     },
     /// A `get_logs` answer: memory part done, the disk part may remain.
     LogsPage {
@@ -96,18 +100,30 @@ pub enum StatusNote {
     Runtime,
 }
 
-/// A protocol error code and message (protocol.md, "Protocol errors").
+/// Why a command was refused or failed: a protocol error code and message
+/// (protocol.md, "Protocol errors").
 #[derive(Debug, Clone, PartialEq)]
 pub struct Failure {
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
     /// `start_all`/`stop_all` on partial failure.
     pub failed_services: Option<Vec<String>>,
 }
 
 impl Failure {
-    pub fn new(code: &'static str, message: impl Into<String>) -> Failure {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Failure {
         Failure { code, message: message.into(), failed_services: None }
+    }
+
+    /// The `{"code","message"}` of a rejecting ack.
+    pub fn into_error(self) -> ErrorBody {
+        ErrorBody { code: self.code, message: self.message }
+    }
+
+    /// The payload of a failed result.
+    pub fn into_result<D>(self) -> ResultPayload<D> {
+        let Failure { code, message, failed_services } = self;
+        ResultPayload::failed(ErrorBody { code, message }, failed_services)
     }
 }
 
@@ -178,8 +194,8 @@ pub struct Model {
 }
 
 /// Result data `{"service","status"}`.
-fn svc_data(name: &str, status: Status) -> serde_json::Value {
-    serde_json::json!({ "service": name, "status": status.as_str() })
+fn svc_data(name: &str, status: Status) -> ResultData {
+    ResultData::Service(ServiceResult { service: name.into(), status })
 }
 
 impl Model {
@@ -231,13 +247,10 @@ impl Model {
         self.cfg.services.iter().zip(&self.svcs).map(|(c, s)| (c.name.as_str(), s.status)).collect()
     }
 
-    pub fn snapshot_json(&self) -> serde_json::Value {
-        let list: Vec<serde_json::Value> = self
-            .snapshot()
-            .into_iter()
-            .map(|(n, s)| serde_json::json!({"name": n, "status": s.as_str()}))
-            .collect();
-        serde_json::json!({ "services": list })
+    /// The `snapshot` event's payload and `get_snapshot`'s data.
+    pub fn snapshot_data(&self) -> Snapshot {
+        let services = self.snapshot().into_iter().map(|(n, s)| ServiceState::new(n, s)).collect();
+        Snapshot { services }
     }
 
     /// Starts the boot sequence (wave 0 onwards).
@@ -380,7 +393,7 @@ impl Model {
                 id: w.id,
                 outcome: match &outcome {
                     Ok(()) => Ok(svc_data(&name, status)),
-                    Err(m) => Err(Failure::new("service_failed", m.clone())),
+                    Err(m) => Err(Failure::new(ErrorCode::ServiceFailed, m.clone())),
                 },
             })
             .collect()
@@ -734,13 +747,13 @@ impl Model {
     ) {
         let lookup = |m: &Model, name: &str| {
             m.cfg.service_index(name).map(SvcId).ok_or_else(|| {
-                Failure::new("unknown_service", format!("unknown service \"{name}\""))
+                Failure::new(ErrorCode::UnknownService, format!("unknown service \"{name}\""))
             })
         };
         let busy = |name: &str, status: Status| {
-            Failure::new("service_busy", format!("service \"{name}\" is {}", status.as_str()))
+            Failure::new(ErrorCode::ServiceBusy, format!("service \"{name}\" is {status}"))
         };
-        let shutting = || Failure::new("service_busy", "server is shutting down");
+        let shutting = || Failure::new(ErrorCode::ServiceBusy, "server is shutting down");
         let outcome: Result<Option<WaitKind>, Failure> = (|| match &cmd {
             Command::GetSnapshot => Ok(None),
             Command::GetLogs(q) => {
@@ -781,14 +794,26 @@ impl Model {
                 if let Some(s) = &self.seq {
                     let what = match s.kind {
                         SeqKind::Boot => "boot",
-                        SeqKind::StartAll => "start_all",
-                        SeqKind::StopAll => "stop_all",
+                        SeqKind::StartAll => CommandName::StartAll.as_str(),
+                        SeqKind::StopAll => CommandName::StopAll.as_str(),
                         SeqKind::Shutdown => "shutdown",
                     };
-                    return Err(Failure::new("service_busy", format!("{what} is in progress")));
+                    return Err(Failure::new(
+                        ErrorCode::ServiceBusy,
+                        format!("{what} is in progress"),
+                    ));
                 }
                 Ok(None)
             }
+            // Not served yet: sessions refuse these before they get here
+            // (`bus::CAPABILITIES`); answered as any unknown command if one does.
+            Command::GetStats
+            | Command::WatchStats(_)
+            | Command::GetTimeline(_)
+            | Command::GetIncidents(_) => Err(Failure::new(
+                ErrorCode::UnknownCommand,
+                format!("unknown command \"{}\"", cmd.name().as_str()),
+            )),
         })();
         let wait = match outcome {
             Err(f) => {
@@ -799,9 +824,11 @@ impl Model {
         };
         fx.push(Effect::Ack { session, id: id.clone(), outcome: Ok(()) });
         match cmd {
-            Command::GetSnapshot => {
-                fx.push(Effect::Result { session, id, outcome: Ok(self.snapshot_json()) })
-            }
+            Command::GetSnapshot => fx.push(Effect::Result {
+                session,
+                id,
+                outcome: Ok(ResultData::Snapshot(self.snapshot_data())),
+            }),
             Command::GetLogs(q) => self.cmd_get_logs(session, id, q, fx),
             Command::StartService(n) | Command::StopService(n) | Command::RestartService(n) => {
                 let svc = SvcId(self.cfg.service_index(&n).expect("looked up above"));
@@ -809,6 +836,11 @@ impl Model {
             }
             Command::StartAll => self.cmd_all(session, id, SeqKind::StartAll, now, fx),
             Command::StopAll => self.cmd_all(session, id, SeqKind::StopAll, now, fx),
+            // Refused above.
+            Command::GetStats
+            | Command::WatchStats(_)
+            | Command::GetTimeline(_)
+            | Command::GetIncidents(_) => {}
         }
     }
 
@@ -874,10 +906,10 @@ impl Model {
             }
         }
         let outcome = if failed.is_empty() {
-            Ok(serde_json::json!({ "services": acting }))
+            Ok(ResultData::All(AllResult { services: acting }))
         } else {
             Err(Failure {
-                code: "service_failed",
+                code: ErrorCode::ServiceFailed,
                 message: format!("cannot start now (still stopping): {}", failed.join(", ")),
                 failed_services: Some(failed),
             })
@@ -1078,14 +1110,14 @@ mod tests {
             let fx = cmd(&mut m, id, c);
             assert!(
                 fx.iter().any(
-                    |e| matches!(e, Effect::Ack { outcome: Err(f), .. } if f.code == "service_busy")
+                    |e| matches!(e, Effect::Ack { outcome: Err(f), .. } if f.code == ErrorCode::ServiceBusy)
                 ),
                 "{id}"
             );
         }
         let fx = cmd(&mut m, "5", Command::StartService("zzz".into()));
         assert!(fx.iter().any(
-            |e| matches!(e, Effect::Ack { outcome: Err(f), .. } if f.code == "unknown_service")
+            |e| matches!(e, Effect::Ack { outcome: Err(f), .. } if f.code == ErrorCode::UnknownService)
         ));
     }
 }

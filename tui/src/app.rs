@@ -3,8 +3,10 @@
 //! the UI loop; `ui::render` draws from `&App`.
 
 use crate::event::{Event, LinkState};
-use crate::wire::{self, Entry, Envelope};
-use serde_json::{json, Value};
+use flowlayer_protocol::{
+    Command, ErrorBody, Event as ServerEvent, LogEntry, LogQuery, LogsPage, ResultPayload,
+    ServerMessage, ServiceResult, Status,
+};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 use termion::event::Key;
@@ -38,7 +40,7 @@ pub enum Focus {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Service {
     pub name: String,
-    pub status: String,
+    pub status: Status,
 }
 
 /// A command frame for the link thread.
@@ -75,7 +77,7 @@ pub struct LogView {
     /// `None` = all logs.
     pub service: Option<String>,
     /// Ascending seq, no duplicates.
-    pub entries: VecDeque<Entry>,
+    pub entries: VecDeque<LogEntry>,
     pub cap: usize,
     pub follow: bool,
     /// When not following: seq of the first line shown.
@@ -93,19 +95,19 @@ impl LogView {
         LogView { service, cap: DEFAULT_CAP, follow: true, ..LogView::default() }
     }
 
-    fn wants(&self, e: &Entry) -> bool {
+    fn wants(&self, e: &LogEntry) -> bool {
         self.service.as_ref().is_none_or(|s| *s == e.service)
     }
 
     /// Merges entries in, keeping seq order without duplicates, then applies the cap.
-    fn merge(&mut self, new: Vec<Entry>) {
+    fn merge(&mut self, new: Vec<LogEntry>) {
         let appending =
             new.first().is_some_and(|f| self.entries.back().is_none_or(|b| f.seq > b.seq))
                 && new.windows(2).all(|w| w[0].seq < w[1].seq);
         if appending {
             self.entries.extend(new);
         } else {
-            let mut all: Vec<Entry> = self.entries.drain(..).chain(new).collect();
+            let mut all: Vec<LogEntry> = self.entries.drain(..).chain(new).collect();
             all.sort_by_key(|e| e.seq);
             all.dedup_by_key(|e| e.seq);
             self.entries = all.into();
@@ -160,8 +162,9 @@ pub struct App {
     stream_seq: u64,
 }
 
-fn status_of(payload: &Value) -> String {
-    payload["status"].as_str().unwrap_or("unknown").to_string()
+/// `code: message` of a rejection or failure, or `fallback` without an error.
+fn describe(error: Option<&ErrorBody>, fallback: &str) -> String {
+    error.map_or_else(|| format!("{fallback}: "), ErrorBody::to_string)
 }
 
 impl App {
@@ -209,14 +212,14 @@ impl App {
         self.footer = Some((text.into(), tone));
     }
 
-    fn send(&mut self, name: &str, payload: Value, what: Pending, now: Instant) -> String {
+    fn send(&mut self, cmd: Command, what: Pending, now: Instant) -> String {
         self.next_id += 1;
         let id = format!("t{}", self.next_id);
         let timeout = match what {
             Pending::Action { .. } => COMMAND_TIMEOUT,
             _ => LOGS_TIMEOUT,
         };
-        self.outbox.push(Request { id: id.clone(), frame: wire::command(&id, name, payload) });
+        self.outbox.push(Request { id: id.clone(), frame: cmd.to_json(&id) });
         self.pending.insert(id.clone(), (what, now + timeout));
         id
     }
@@ -304,16 +307,12 @@ impl App {
         self.link = state;
     }
 
-    fn on_server(&mut self, env: Envelope, now: Instant) {
-        match (env.kind.as_str(), env.name.as_deref()) {
-            ("event", Some("hello")) => {
-                let p = &env.payload;
-                self.capabilities = p["capabilities"]
-                    .as_array()
-                    .map(|a| a.iter().filter_map(|c| c.as_str().map(String::from)).collect())
-                    .unwrap_or_default();
-                self.server_version = p["server_version"].as_str().map(String::from);
-                let instance = p["instance_id"].as_str().map(String::from);
+    fn on_server(&mut self, msg: ServerMessage, now: Instant) {
+        match msg {
+            ServerMessage::Event(ServerEvent::Hello(h)) => {
+                self.capabilities = h.capabilities;
+                self.server_version = h.server_version;
+                let instance = h.instance_id;
                 if self.instance_id.is_some() && instance.is_some() && instance != self.instance_id
                 {
                     self.say("the server restarted", Tone::Info);
@@ -321,29 +320,20 @@ impl App {
                 self.instance_id = instance;
                 self.got_hello = true;
             }
-            ("event", Some("snapshot")) => {
-                self.services = env.payload["services"]
-                    .as_array()
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|s| {
-                                Some(Service {
-                                    name: s["name"].as_str()?.to_string(),
-                                    status: status_of(s),
-                                })
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
+            ServerMessage::Event(ServerEvent::Snapshot(snap)) => {
+                self.services = snap
+                    .services
+                    .into_iter()
+                    .map(|s| Service { name: s.name, status: s.status })
+                    .collect();
                 self.services.sort_by(|a, b| a.name.cmp(&b.name));
                 self.ready = self.got_hello;
                 if self.ready {
                     self.fetch_view(now);
                 }
             }
-            ("event", Some("service_status")) => {
-                let name = env.payload["service"].as_str().unwrap_or("").to_string();
-                let status = status_of(&env.payload);
+            ServerMessage::Event(ServerEvent::ServiceStatus(st)) => {
+                let (name, status) = (st.service, st.status);
                 match self.services.iter_mut().find(|s| s.name == name) {
                     Some(s) => s.status = status,
                     None if !name.is_empty() => {
@@ -353,50 +343,33 @@ impl App {
                     None => {}
                 }
             }
-            ("event", Some("log")) => {
-                if let Ok(e) = serde_json::from_value::<Entry>(env.payload) {
-                    self.on_log(e, now);
-                }
-            }
-            ("ack", _) => {
-                let Some(id) = env.id else { return };
-                if env.payload["accepted"] == false {
+            ServerMessage::Event(ServerEvent::Log(e)) => self.on_log(e, now),
+            // Extension events this client does not show (yet).
+            ServerMessage::Event(ServerEvent::ServiceStats(_) | ServerEvent::Incident(_)) => {}
+            ServerMessage::Ack { id, payload } => {
+                if !payload.accepted {
                     if let Some((what, _)) = self.pending.remove(&id) {
-                        let e = &env.payload["error"];
-                        let why = format!(
-                            "{}: {}",
-                            e["code"].as_str().unwrap_or("rejected"),
-                            e["message"].as_str().unwrap_or("")
-                        );
-                        self.fail(what, why);
+                        self.fail(what, describe(payload.error.as_ref(), "rejected"));
                     }
                 }
             }
-            ("result", _) => {
-                let Some(id) = env.id else { return };
+            ServerMessage::Result { id, payload } => {
                 if let Some((what, _)) = self.pending.remove(&id) {
-                    self.on_result(what, env.payload);
+                    self.on_result(what, payload);
                 }
             }
-            ("error", _) => {
-                let e = &env.payload;
-                let text = format!(
-                    "server: {}: {}",
-                    e["code"].as_str().unwrap_or("error"),
-                    e["message"].as_str().unwrap_or("")
-                );
-                if let Some((what, _)) = env.id.and_then(|id| self.pending.remove(&id)) {
+            ServerMessage::Error { id, payload } => {
+                let text = format!("server: {payload}");
+                if let Some((what, _)) = id.and_then(|id| self.pending.remove(&id)) {
                     self.fail(what, text);
                 } else {
                     self.say(text, Tone::Bad);
                 }
             }
-            // Unknown events and types: ignored (forward compatibility).
-            _ => {}
         }
     }
 
-    fn on_log(&mut self, e: Entry, now: Instant) {
+    fn on_log(&mut self, e: LogEntry, now: Instant) {
         if !self.ready {
             return;
         }
@@ -416,12 +389,14 @@ impl App {
         let gap = after && (v.service.is_none() || missed);
         if gap && !v.loading && self.may_ask_for_gap(now) {
             self.gap_asked = Some(now);
-            let mut p = json!({"after_seq": v.max_seq, "before_seq": e.seq, "limit": v.cap});
-            if let Some(s) = &v.service {
-                p["service"] = json!(s);
-            }
+            let q = LogQuery {
+                service: v.service.clone(),
+                limit: Some(v.cap),
+                after_seq: Some(v.max_seq),
+                before_seq: Some(e.seq),
+            };
             let view = v.service.clone();
-            self.send("get_logs", p, Pending::Gap { view }, now);
+            self.send(Command::GetLogs(q), Pending::Gap { view }, now);
         }
         // Also while a page is on its way: the merge dedupes by seq.
         self.view.merge(vec![e]);
@@ -433,48 +408,43 @@ impl App {
             && !self.pending.values().any(|(p, _)| matches!(p, Pending::Gap { .. }))
     }
 
-    fn on_result(&mut self, what: Pending, payload: Value) {
-        if payload["ok"] != true {
-            let e = &payload["error"];
-            let mut why = format!(
-                "{}: {}",
-                e["code"].as_str().unwrap_or("failed"),
-                e["message"].as_str().unwrap_or("")
-            );
-            if let Some(names) = payload["failed_services"].as_array() {
-                let names: Vec<&str> = names.iter().filter_map(Value::as_str).collect();
+    fn on_result(&mut self, what: Pending, payload: ResultPayload) {
+        if !payload.ok {
+            let mut why = describe(payload.error.as_ref(), "failed");
+            if let Some(names) = &payload.failed_services {
                 why.push_str(&format!(" ({})", names.join(", ")));
             }
             return self.fail(what, why);
         }
-        let data = &payload["data"];
-        let entries = || -> Vec<Entry> {
-            data["entries"]
-                .as_array()
-                .map(|a| a.iter().filter_map(|e| serde_json::from_value(e.clone()).ok()).collect())
-                .unwrap_or_default()
-        };
-        let truncated = data["truncated"] == true;
-        match what {
-            Pending::Action { label, service } => {
-                if let Some(s) = &service {
-                    self.busy.remove(s);
-                }
-                let detail = data["status"].as_str().map(|s| format!(" ({s})")).unwrap_or_default();
-                self.say(format!("{label}: ok{detail}"), Tone::Good);
+        if let Pending::Action { label, service } = what {
+            if let Some(s) = &service {
+                self.busy.remove(s);
             }
+            // start_all and stop_all answer with names, not a status.
+            let detail = payload
+                .data_as::<ServiceResult>()
+                .map(|d| format!(" ({})", d.status))
+                .unwrap_or_default();
+            return self.say(format!("{label}: ok{detail}"), Tone::Good);
+        }
+        match payload.data_as::<LogsPage>() {
+            Some(page) => self.on_page(what, page),
+            None => self.fail(what, "unreadable answer from the server".into()),
+        }
+    }
+
+    /// A `get_logs` answer.
+    fn on_page(&mut self, what: Pending, page: LogsPage) {
+        let LogsPage { entries: got, truncated, effective_limit } = page;
+        match what {
             Pending::Logs { view } if view == self.view.service => {
-                if let Some(n) = data["effective_limit"].as_u64() {
-                    self.view.cap = (n as usize).max(1);
-                }
+                self.view.cap = usize::try_from(effective_limit).unwrap_or(MAX_BUFFER).max(1);
                 self.view.loading = false;
-                let got = entries();
                 self.view.at_start = !truncated;
                 self.view.merge(got);
             }
-            Pending::Gap { view } if view == self.view.service => self.view.merge(entries()),
+            Pending::Gap { view } if view == self.view.service => self.view.merge(got),
             Pending::Replay { view } if view == self.view.service => {
-                let got = entries();
                 let n = got.len();
                 self.view.merge(got);
                 if truncated {
@@ -492,7 +462,6 @@ impl App {
             }
             Pending::Older { view } if view == self.view.service => {
                 self.view.loading_older = false;
-                let got = entries();
                 if got.is_empty() || !truncated {
                     self.view.at_start = true;
                 }
@@ -508,27 +477,27 @@ impl App {
             | Pending::Replay { .. }
             | Pending::Older { .. }
             | Pending::Gap { .. } => {}
+            // Answered by `on_result`.
+            Pending::Action { .. } => {}
         }
     }
 
-    fn view_payload(&self) -> Value {
-        match &self.view.service {
-            Some(s) => json!({ "service": s }),
-            None => json!({}),
-        }
+    /// `get_logs` of the selected view.
+    fn view_query(&self) -> LogQuery {
+        LogQuery { service: self.view.service.clone(), ..LogQuery::default() }
     }
 
     /// After a (re)connect or a selection change: the first page, or the lines
     /// missed while away.
     fn fetch_view(&mut self, now: Instant) {
         let view = self.view.service.clone();
-        let mut p = self.view_payload();
+        let mut q = self.view_query();
         if self.view.max_seq > 0 {
-            p["after_seq"] = json!(self.view.max_seq);
-            self.send("get_logs", p, Pending::Replay { view }, now);
+            q.after_seq = Some(self.view.max_seq);
+            self.send(Command::GetLogs(q), Pending::Replay { view }, now);
         } else {
             self.view.loading = true;
-            self.send("get_logs", p, Pending::Logs { view }, now);
+            self.send(Command::GetLogs(q), Pending::Logs { view }, now);
         }
     }
 
@@ -538,12 +507,12 @@ impl App {
             return;
         }
         let Some(first) = v.entries.front().map(|e| e.seq) else { return };
-        let mut p = self.view_payload();
-        p["before_seq"] = json!(first);
-        p["limit"] = json!(self.view.cap.clamp(100, 1000));
+        let mut q = self.view_query();
+        q.before_seq = Some(first);
+        q.limit = Some(self.view.cap.clamp(100, 1000));
         self.view.loading_older = true;
         let view = self.view.service.clone();
-        self.send("get_logs", p, Pending::Older { view }, now);
+        self.send(Command::GetLogs(q), Pending::Older { view }, now);
     }
 
     fn select(&mut self, service: Option<String>, now: Instant) {
@@ -573,7 +542,7 @@ impl App {
     }
 
     /// Log entries that pass the logs filter.
-    pub fn visible_entries(&self) -> Vec<&Entry> {
+    pub fn visible_entries(&self) -> Vec<&LogEntry> {
         let f = self.log_filter.to_lowercase();
         self.view
             .entries
@@ -599,8 +568,8 @@ impl App {
             .min(total.saturating_sub(1))
     }
 
-    fn status_of(&self, name: &str) -> Option<&str> {
-        self.services.iter().find(|s| s.name == name).map(|s| s.status.as_str())
+    fn status_of(&self, name: &str) -> Option<Status> {
+        self.services.iter().find(|s| s.name == name).map(|s| s.status)
     }
 
     // ---- keys ---------------------------------------------------------------------
@@ -732,28 +701,31 @@ impl App {
             return;
         }
         let Some(name) = self.selected.clone() else {
-            let (cmd, label) =
-                if start { ("start_all", "start all") } else { ("stop_all", "stop all") };
+            let (cmd, label) = if start {
+                (Command::StartAll, "start all")
+            } else {
+                (Command::StopAll, "stop all")
+            };
             let what = Pending::Action { label: label.into(), service: None };
-            self.send(cmd, Value::Null, what, now);
+            self.send(cmd, what, now);
             return;
         };
         if self.busy.contains(&name) {
             return self.say(format!("{name}: a command is already in flight"), Tone::Info);
         }
-        let (cmd, label) = match (start, self.status_of(&name)) {
-            (false, _) => ("stop_service", "stop"),
-            (true, Some("running") | Some("ready")) => ("restart_service", "restart"),
-            (true, Some(st @ ("starting" | "stopping"))) => {
+        let (cmd, label): (fn(String) -> Command, _) = match (start, self.status_of(&name)) {
+            (false, _) => (Command::StopService, "stop"),
+            (true, Some(Status::Running | Status::Ready)) => (Command::RestartService, "restart"),
+            (true, Some(st @ (Status::Starting | Status::Stopping))) => {
                 let text = format!("{name} is {st}: wait for it");
                 return self.say(text, Tone::Info);
             }
-            (true, _) => ("start_service", "start"),
+            (true, _) => (Command::StartService, "start"),
         };
         self.busy.insert(name.clone());
         let what =
             Pending::Action { label: format!("{label} {name}"), service: Some(name.clone()) };
-        self.send(cmd, json!({ "service": name }), what, now);
+        self.send(cmd(name), what, now);
     }
 }
 
@@ -761,6 +733,7 @@ impl App {
 mod tests {
     use super::*;
     use crate::event::LinkState;
+    use serde_json::{json, Value};
 
     fn t0() -> Instant {
         Instant::now()
@@ -794,7 +767,10 @@ mod tests {
     fn entries(seqs: &[u64], service: &str) -> Value {
         Value::Array(
             seqs.iter()
-                .map(|s| json!({"seq":s,"service":service,"message":format!("m{s}")}))
+                .map(|s| {
+                    json!({"seq":s,"service":service,"phase":"running","stream":"stdout",
+                           "message":format!("m{s}"),"timestamp":"2026-11-27T10:00:00.000Z"})
+                })
                 .collect(),
         )
     }
@@ -931,7 +907,8 @@ mod tests {
         assert_eq!(s.len(), 1);
         let want = json!({"service": "api", "after_seq": 4, "before_seq": 9, "limit": 100});
         assert_eq!(s[0]["payload"], want);
-        let data = json!({"entries": entries(&[6, 8], "api"), "truncated": false});
+        let data =
+            json!({"entries": entries(&[6, 8], "api"), "truncated": false, "effective_limit": 100});
         app.update(result(s[0]["id"].as_str().unwrap(), json!({"ok": true, "data": data})), now);
         assert_eq!(seqs(&app), vec![1, 2, 4, 6, 8, 9]);
     }
@@ -995,6 +972,39 @@ mod tests {
         let id = sent_id(&mut app);
         app.update(result(&id, json!({"ok":true,"data":{"service":"a","status":"stopped"}})), now);
         assert_eq!(app.footer.as_ref().unwrap(), &("stop a: ok (stopped)".to_string(), Tone::Good));
+    }
+
+    #[test]
+    fn codes_and_events_from_a_newer_server_do_not_lose_the_answer() {
+        let mut app = connected(&[("a", "running")]);
+        sent(&mut app);
+        let now = t0();
+        app.update(Event::Key(Key::Down), now);
+        sent(&mut app);
+        app.update(Event::Key(Key::Char('x')), now);
+        let id = sent_id(&mut app);
+        app.update(
+            env(json!({"type":"event","name":"service_stats","payload":{"timestamp":"t",
+                "services":[]}})),
+            now,
+        );
+        app.update(
+            env(json!({"type":"ack","id":id,"payload":{"accepted":false,
+            "error":{"code":"quota_exceeded","message":"too many stops"}}})),
+            now,
+        );
+        assert_eq!(app.footer.as_ref().unwrap().0, "stop a: unrecognized: too many stops");
+        assert!(app.busy.is_empty());
+    }
+
+    #[test]
+    fn a_logs_answer_that_cannot_be_read_ends_the_loading() {
+        let mut app = connected(&[("api", "ready")]);
+        let id = sent_id(&mut app);
+        assert!(app.view.loading);
+        app.update(result(&id, json!({"ok": true, "data": {"entries": "none"}})), t0());
+        assert!(!app.view.loading);
+        assert_eq!(app.footer.as_ref().unwrap().0, "logs: unreadable answer from the server");
     }
 
     #[test]

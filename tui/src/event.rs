@@ -1,15 +1,16 @@
 //! Everything the UI thread reacts to. Produced by the input, signal and link
 //! threads; consumed by `App::update`.
 
-use crate::wire::{Entry, Envelope};
+use flowlayer_protocol::{LogEntry, ServerMessage};
 use termion::event::Key;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     Key(Key),
-    Server(Envelope),
+    /// Any message but a `log` event.
+    Server(ServerMessage),
     /// A `log` event, parsed straight into an entry (most of the traffic).
-    Log(Entry),
+    Log(LogEntry),
     Link(LinkState),
     /// A command frame could not be written (not connected, or the write failed).
     SendFailed {

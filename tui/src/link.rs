@@ -8,6 +8,7 @@
 
 use crate::event::{Event, LinkState};
 use crossbeam_channel::{Receiver, Sender};
+use flowlayer_protocol::{read_log_event, ServerMessage};
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::{Arc, Mutex};
@@ -108,9 +109,13 @@ fn run_reader(addr: String, token: Option<String>, slot: Slot, events: Sender<Ev
                 let why = loop {
                     match reader.read() {
                         Ok(Message::Text(t)) => {
-                            let ev = match crate::wire::parse_log(t.as_str()) {
+                            // Messages this client cannot read (an event from a
+                            // newer server) are skipped.
+                            let ev = match read_log_event(t.as_str()) {
                                 Some(entry) => Some(Event::Log(entry)),
-                                None => crate::wire::parse(t.as_str()).map(Event::Server),
+                                None => {
+                                    ServerMessage::from_json(t.as_str()).ok().map(Event::Server)
+                                }
                             };
                             if let Some(ev) = ev {
                                 if events.send(ev).is_err() {

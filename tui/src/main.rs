@@ -10,7 +10,6 @@ mod event;
 mod input;
 mod link;
 mod ui;
-mod wire;
 
 use app::{App, Flow};
 use crossbeam_channel::Receiver;

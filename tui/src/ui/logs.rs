@@ -3,6 +3,7 @@
 
 use super::{fg, focused, SERVICE_COLORS};
 use crate::app::{App, Focus};
+use flowlayer_protocol::Stream;
 use ratatui::layout::Rect;
 use ratatui::style::Color;
 use ratatui::text::{Line, Span};
@@ -32,15 +33,16 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let index_of = |name: &str| app.services.iter().position(|s| s.name == name).unwrap_or(0);
     let mut lines: Vec<Line> = Vec::with_capacity(rows + 1);
     for e in list.iter().skip(start).take(rows) {
-        let mut spans = vec![Span::styled(format!("{} ", e.clock()), fg(app, Color::DarkGray))];
+        let mut spans =
+            vec![Span::styled(format!("{} ", clock(&e.timestamp)), fg(app, Color::DarkGray))];
         if view.service.is_none() {
             let color = SERVICE_COLORS[index_of(&e.service) % SERVICE_COLORS.len()];
             spans.push(Span::styled(format!("{:width$} ", e.service), fg(app, color)));
         }
-        match e.stream.as_str() {
-            "stderr" => spans.push(Span::styled("[stderr] ", fg(app, Color::Red))),
-            "system" => spans.push(Span::styled("[system] ", fg(app, Color::Yellow))),
-            _ => {}
+        match e.stream {
+            Stream::Stderr => spans.push(Span::styled("[stderr] ", fg(app, Color::Red))),
+            Stream::System => spans.push(Span::styled("[system] ", fg(app, Color::Yellow))),
+            Stream::Stdout => {}
         }
         spans.push(Span::raw(e.message.replace('\t', "    ")));
         lines.push(Line::from(spans));
@@ -63,4 +65,18 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         lines.push(Line::styled(format!("/{}{cursor}", app.log_filter), fg(app, Color::Yellow)));
     }
     frame.render_widget(Paragraph::new(lines).block(block), area);
+}
+
+/// `HH:MM:SS.mmm` from an RFC 3339 timestamp (as sent), or blanks.
+fn clock(timestamp: &str) -> &str {
+    timestamp.get(11..23).unwrap_or("            ")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_clock_is_the_time_of_day_or_blanks() {
+        assert_eq!(super::clock("2026-11-27T14:55:21.123Z"), "14:55:21.123");
+        assert_eq!(super::clock("bad"), "            ");
+    }
 }

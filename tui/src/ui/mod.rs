@@ -7,6 +7,7 @@ mod modal;
 mod services;
 
 use crate::app::App;
+use flowlayer_protocol::Status;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::Frame;
@@ -56,12 +57,12 @@ pub(crate) fn fg(app: &App, color: Color) -> Style {
     }
 }
 
-pub(crate) fn status_color(status: &str) -> Color {
+pub(crate) fn status_color(status: Status) -> Color {
     match status {
-        "ready" | "running" => Color::Green,
-        "starting" | "stopping" => Color::Yellow,
-        "failed" => Color::Red,
-        _ => Color::DarkGray,
+        Status::Ready | Status::Running => Color::Green,
+        Status::Starting | Status::Stopping => Color::Yellow,
+        Status::Failed => Color::Red,
+        Status::Stopped | Status::Unknown => Color::DarkGray,
     }
 }
 

@@ -19,9 +19,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     for entry in app.visible_services() {
         let (name, status, selected) = match entry {
             None => ("all logs".to_string(), None, app.selected.is_none()),
-            Some(s) => {
-                (s.name.clone(), Some(s.status.as_str()), app.selected.as_deref() == Some(&s.name))
-            }
+            Some(s) => (s.name.clone(), Some(s.status), app.selected.as_deref() == Some(&s.name)),
         };
         let marker = if selected { "›" } else { " " };
         let busy = entry.is_some_and(|s| app.busy.contains(&s.name));

@@ -31,7 +31,7 @@ fn app() -> App {
     let mut app = App::new("127.0.0.1:6999".into(), Some("fl_secret_token".into()), false);
     let now = Instant::now();
     app.update(Event::Link(LinkState::Connected), now);
-    app.update(ev(json!({"type":"event","name":"hello","payload":{"protocol_version":1,"capabilities":["get_logs"],"server_version":"1.0.0"}})), now);
+    app.update(ev(json!({"type":"event","name":"hello","payload":{"protocol_version":1,"server":"flowlayer","capabilities":["get_logs"],"server_version":"1.0.0"}})), now);
     app.update(ev(json!({"type":"event","name":"snapshot","payload":{"services":[
         {"name":"api","status":"ready"},{"name":"db","status":"failed"},{"name":"worker","status":"stopped"}]}})), now);
     let id = app.take_requests()[0].id.clone();

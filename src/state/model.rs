@@ -1120,4 +1120,12 @@ mod tests {
             |e| matches!(e, Effect::Ack { outcome: Err(f), .. } if f.code == ErrorCode::UnknownService)
         ));
     }
+
+    #[test]
+    fn commands_the_server_does_not_serve_are_refused_as_unknown() {
+        let mut m = model(r#"{"services":{"a":{"cmd":"x"}}}"#);
+        let fx = command(&mut m, "1", Command::GetStats);
+        let [Effect::Ack { outcome: Err(f), .. }] = fx.as_slice() else { panic!("{fx:?}") };
+        assert_eq!(f, &Failure::new(ErrorCode::UnknownCommand, "unknown command \"get_stats\""));
+    }
 }

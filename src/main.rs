@@ -7,6 +7,7 @@ mod bus;
 mod cli;
 mod config;
 mod credit;
+mod guard;
 mod logs;
 mod output;
 mod plan;

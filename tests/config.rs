@@ -48,3 +48,21 @@ fn the_bundled_demo_config_is_valid() {
     assert_eq!(code, 2);
     assert!(err.starts_with("Error: -s \"0\""), "the demo config has problems:\n{err}");
 }
+
+#[test]
+fn guard_config_errors_name_the_field_and_exit_2() {
+    let dir = temp_dir("config");
+    std::fs::copy(fixture_dir().join("tests/bad_guard.jsonc"), dir.join("f.jsonc")).unwrap();
+    let (code, _, err) = run_cli(&["f.jsonc"], &dir);
+    assert_eq!(code, 2);
+    for needle in [
+        "Error: config f.jsonc: guard.action: \"kill\" must be \"alert\", \"stop\" or \"restart\"",
+        "Error: config f.jsonc: guard.sampleMs: 100 must be at least 250",
+        "Error: config f.jsonc: guard.repeat.share: 2 must be greater than 0 and at most 1",
+        "Error: config f.jsonc: services.api.guard.cpu.above: 0 must be greater than 0",
+        "Error: config f.jsonc: unknown field \"perSec\" in services.api.guard.rate",
+        "Error: config f.jsonc: services.web.guard: expected an object or false",
+    ] {
+        assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
+    }
+}

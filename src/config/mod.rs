@@ -83,6 +83,8 @@ pub struct ServiceCfg {
     pub env: Vec<(String, String)>,
     pub log_view_max: Option<usize>,
     pub cwd: PathBuf,
+    /// The runaway guard's rules for this service (`None`: nothing is watched).
+    pub guard: Option<crate::guard::GuardPolicy>,
 }
 
 impl Config {

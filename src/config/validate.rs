@@ -149,7 +149,7 @@ fn resolve(dir: &Path, rel: String) -> PathBuf {
 
 pub(super) fn validate(root: &Value, dir: &Path) -> Result<Config, Vec<ConfigProblem>> {
     let mut w = Walk { problems: Vec::new() };
-    let Some(top) = w.object(root, "", &["session", "logs", "logView", "services"]) else {
+    let Some(top) = w.object(root, "", &["session", "logs", "logView", "guard", "services"]) else {
         return Err(w.problems);
     };
     let session = top.get("session").map(|v| session(&mut w, v)).unwrap_or_default();
@@ -177,6 +177,7 @@ pub(super) fn validate(root: &Value, dir: &Path) -> Result<Config, Vec<ConfigPro
                     all_deps.push((name.clone(), deps));
                     services.extend(svc);
                 }
+                crate::guard::resolve_all(top.get("guard"), o, &mut services, &mut w.problems);
                 all_names = o.keys().cloned().collect();
             }
         }
@@ -234,7 +235,7 @@ fn log_view(w: &mut Walk, v: &Value) -> LogView {
 }
 
 const SERVICE_FIELDS: &[&str] =
-    &["cmd", "stopCmd", "kind", "port", "ready", "dependsOn", "env", "logView", "cwd"];
+    &["cmd", "stopCmd", "kind", "port", "ready", "dependsOn", "env", "logView", "cwd", "guard"];
 
 /// The service (when valid) and its `dependsOn` (always, for the graph checks).
 fn service(w: &mut Walk, name: &str, v: &Value, dir: &Path) -> (Option<ServiceCfg>, Vec<String>) {
@@ -309,6 +310,7 @@ fn service_fields(
         env,
         log_view_max,
         cwd,
+        guard: None,
     })
 }
 

@@ -205,6 +205,9 @@ pub struct Incident {
     /// What the action did ("restarted in 0.4 s"); `null` before it acted.
     #[serde(default)]
     pub outcome: Option<String>,
+    /// Why it closed ("clear for 30 s", "service stopped"); absent while open.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub close_reason: Option<String>,
 }
 
 /// **Extension** (guard.md §3): what a rule saw. Each rule fills its own fields.
@@ -227,6 +230,15 @@ pub struct Evidence {
     /// The last 20 raw lines.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_lines: Option<Vec<String>>,
+    /// Lines in the window (`repeat`, `runaway`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lines: Option<u64>,
+    /// The window's rate (`rate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lines_per_sec: Option<f64>,
+    /// Process counts in the window (`processes`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub processes: Option<Vec<u32>>,
 }
 
 /// **Extension** (guard.md §1): the rule that opened an incident.
@@ -243,6 +255,21 @@ pub enum GuardRule {
     Runaway,
 }
 
+impl GuardRule {
+    /// The rule's config and wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GuardRule::Cpu => "cpu",
+            GuardRule::Memory => "memory",
+            GuardRule::Growth => "growth",
+            GuardRule::Repeat => "repeat",
+            GuardRule::Rate => "rate",
+            GuardRule::Processes => "processes",
+            GuardRule::Runaway => "runaway",
+        }
+    }
+}
+
 /// **Extension** (guard.md §2): what the guard does about an incident.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -250,6 +277,17 @@ pub enum GuardAction {
     Alert,
     Stop,
     Restart,
+}
+
+impl GuardAction {
+    /// The action's config and wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GuardAction::Alert => "alert",
+            GuardAction::Stop => "stop",
+            GuardAction::Restart => "restart",
+        }
+    }
 }
 
 /// The data of a result that has nothing to say but "done" (`watch_stats`): `{}`.

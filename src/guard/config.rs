@@ -26,26 +26,8 @@ pub const MB: f64 = 1024.0 * 1024.0;
 /// Largest whole number a `...Ms` or count field takes (as `ready.timeoutMs`).
 const MAX_WHOLE: u64 = u32::MAX as u64;
 
-/// What the guard does when a rule opens an incident (wire words).
-#[derive(
-    Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum Action {
-    Alert,
-    Restart,
-    Stop,
-}
-
-impl Action {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Alert => "alert",
-            Action::Restart => "restart",
-            Action::Stop => "stop",
-        }
-    }
-}
+/// What the guard does when a rule opens an incident (the protocol's words).
+pub use flowlayer_protocol::GuardAction as Action;
 
 /// `cpu`: every sample in the window uses more than `above` cores.
 #[derive(Copy, Clone, Debug, PartialEq)]

@@ -8,11 +8,9 @@
 //! whole record at that moment, so the last line of an id is its state and a
 //! damaged line loses one change, never the history.
 
-use super::config::Action;
 use super::lines::{RateEvidence, RepeatEvidence};
 use super::resources::{CpuEvidence, GrowthEvidence};
 use crate::logs::format_timestamp;
-use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
 use std::io::Read;
 use std::path::Path;
@@ -25,32 +23,11 @@ pub const MAX_SERIES: usize = 120;
 /// `incidents.jsonl`.
 pub const MAX_KEPT: usize = 1000;
 
-/// The rules, with their config and wire names.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RuleKind {
-    Runaway,
-    Cpu,
-    Memory,
-    Growth,
-    Repeat,
-    Rate,
-    Processes,
-}
-
-impl RuleKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RuleKind::Runaway => "runaway",
-            RuleKind::Cpu => "cpu",
-            RuleKind::Memory => "memory",
-            RuleKind::Growth => "growth",
-            RuleKind::Repeat => "repeat",
-            RuleKind::Rate => "rate",
-            RuleKind::Processes => "processes",
-        }
-    }
-}
+/// The rules, with their config and wire names (the protocol's words).
+pub use flowlayer_protocol::GuardRule as RuleKind;
+/// An incident and its evidence, as recorded, sent and returned by
+/// `get_incidents` (the protocol's types).
+pub use flowlayer_protocol::{Evidence, Incident};
 
 /// What a rule found when it opened an incident.
 #[derive(Clone, Debug, PartialEq)]
@@ -177,67 +154,18 @@ pub fn thousands(n: u64) -> String {
     out
 }
 
-/// The evidence of an incident (guard.md section 3), plus, as additions, the
-/// window's line count, rate and process counts where the rule has them.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Evidence {
-    /// The rule's limits, with their config names.
-    pub threshold: serde_json::Value,
-    /// Cores in use, one value per sample of the window (oldest first).
-    pub cpu: Vec<f64>,
-    pub rss_bytes: Vec<u64>,
-    pub template: Option<String>,
-    pub template_count: Option<u64>,
-    pub last_lines: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub lines: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub lines_per_sec: Option<f64>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub processes: Vec<u32>,
-}
-
-impl Evidence {
-    /// The parts that come from what the rule found.
-    pub fn from_found(found: &Found, threshold: serde_json::Value) -> Evidence {
-        let mut e = Evidence { threshold, ..Evidence::default() };
-        if let Some(r) = found.repeat() {
-            e.template = Some(r.template.clone());
-            e.template_count = Some(r.count);
-            e.lines = Some(r.lines);
-        }
-        if let Found::Rate(r) = found {
-            e.lines_per_sec = Some(r.lines_per_sec.round());
-        }
-        e
+/// The parts of an incident's evidence that come from what the rule found.
+pub fn evidence(found: &Found, threshold: serde_json::Value) -> Evidence {
+    let mut e = Evidence { threshold: Some(threshold), ..Evidence::default() };
+    if let Some(r) = found.repeat() {
+        e.template = Some(r.template.clone());
+        e.template_count = Some(r.count);
+        e.lines = Some(r.lines);
     }
-}
-
-/// One incident, as recorded, sent and returned by `get_incidents`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Incident {
-    pub id: String,
-    pub service: String,
-    pub rule: RuleKind,
-    /// What the guard did (or, with `dry_run`, would have done).
-    pub action: Action,
-    pub dry_run: bool,
-    pub opened_at: String,
-    pub closed_at: Option<String>,
-    pub summary: String,
-    pub evidence: Evidence,
-    /// How the action ended (`null` while it is under way).
-    pub outcome: Option<String>,
-    /// Why it closed (an addition): `clear for 30 s`, `service stopped`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub close_reason: Option<String>,
-}
-
-impl Incident {
-    pub fn is_open(&self) -> bool {
-        self.closed_at.is_none()
+    if let Found::Rate(r) = found {
+        e.lines_per_sec = Some(r.lines_per_sec.round());
     }
+    e
 }
 
 /// A change to an incident, as `incidents.jsonl` names it.
@@ -317,6 +245,13 @@ fn parse_history(bytes: &[u8]) -> History {
     h
 }
 
+/// Incident ids are `inc-1`, `inc-2`, ..., counting on across server runs.
+const ID_PREFIX: &str = "inc-";
+
+fn id_number(id: &str) -> Option<u64> {
+    id.strip_prefix(ID_PREFIX)?.parse().ok()
+}
+
 /// Every incident of this server and, at most `MAX_KEPT`, of the ones before.
 #[derive(Debug)]
 pub struct IncidentLog {
@@ -335,12 +270,12 @@ impl IncidentLog {
     /// server was killed) are closed now, and the lines saying so returned,
     /// for the file.
     pub fn from_history(history: History, now: i64) -> (IncidentLog, Vec<String>) {
-        let next_id = history.incidents.iter().filter_map(|i| i.id.parse::<u64>().ok()).max();
+        let next_id = history.incidents.iter().filter_map(|i| id_number(&i.id)).max();
         let mut log = IncidentLog { kept: VecDeque::new(), next_id: next_id.map_or(1, |n| n + 1) };
         let mut lines = Vec::new();
         let skip = history.incidents.len().saturating_sub(MAX_KEPT);
         for mut inc in history.incidents.into_iter().skip(skip) {
-            if inc.is_open() {
+            if inc.closed_at.is_none() {
                 inc.closed_at = Some(format_timestamp(now));
                 inc.close_reason = Some("the server stopped before it closed".into());
                 if inc.outcome.is_none() {
@@ -355,7 +290,7 @@ impl IncidentLog {
 
     /// Records a new incident, giving it the next id.
     pub fn open(&mut self, mut inc: Incident) -> &Incident {
-        inc.id = self.next_id.to_string();
+        inc.id = format!("{ID_PREFIX}{}", self.next_id);
         self.next_id += 1;
         if self.kept.len() == MAX_KEPT {
             self.kept.pop_front();
@@ -376,7 +311,7 @@ impl IncidentLog {
             .iter()
             .rev()
             .filter(|i| service.is_none_or(|s| i.service == s))
-            .filter(|i| open.is_none_or(|o| i.is_open() == o))
+            .filter(|i| open.is_none_or(|o| i.closed_at.is_none() == o))
             .take(limit)
             .collect();
         out.reverse();
@@ -387,6 +322,7 @@ impl IncidentLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use flowlayer_protocol::GuardAction as Action;
 
     fn runaway() -> Found {
         Found::Runaway(
@@ -411,7 +347,7 @@ mod tests {
             opened_at: format_timestamp(1_795_791_321_123),
             closed_at: None,
             summary: found.summary(),
-            evidence: Evidence::from_found(&found, serde_json::json!({"cpu": {"above": 0.9}})),
+            evidence: evidence(&found, serde_json::json!({"cpu": {"above": 0.9}})),
             outcome: None,
             close_reason: None,
         }
@@ -438,6 +374,24 @@ mod tests {
     }
 
     #[test]
+    fn rule_and_action_words_are_their_wire_words() {
+        for rule in [
+            RuleKind::Runaway,
+            RuleKind::Cpu,
+            RuleKind::Memory,
+            RuleKind::Growth,
+            RuleKind::Repeat,
+            RuleKind::Rate,
+            RuleKind::Processes,
+        ] {
+            assert_eq!(serde_json::to_value(rule).unwrap(), rule.as_str());
+        }
+        for action in [Action::Alert, Action::Stop, Action::Restart] {
+            assert_eq!(serde_json::to_value(action).unwrap(), action.as_str());
+        }
+    }
+
+    #[test]
     fn a_record_has_the_contract_shape() {
         let mut log = IncidentLog::from_history(History::default(), 0).0;
         let inc = log.open(incident("api")).clone();
@@ -456,26 +410,26 @@ mod tests {
         ] {
             assert!(v.get(key).is_some(), "no {key} in {v}");
         }
-        assert_eq!(v["id"], "1");
         assert_eq!(v["rule"], "runaway");
         assert_eq!(v["action"], "restart");
         assert_eq!(v["closed_at"], serde_json::Value::Null);
         let e = &v["evidence"];
-        for key in ["threshold", "cpu", "rss_bytes", "template", "template_count", "last_lines"] {
+        for key in ["threshold", "template", "template_count"] {
             assert!(e.get(key).is_some(), "no evidence.{key} in {e}");
         }
         assert_eq!(e["template_count"], 1790);
+        assert_eq!(v["id"], "inc-1");
     }
 
     #[test]
     fn history_keeps_the_last_state_of_each_id_and_skips_a_cut_line() {
         let mut a = incident("api");
-        a.id = "7".into();
+        a.id = "inc-7".into();
         let mut text = jsonl_line(&a, Change::Opened, 1000);
         a.outcome = Some("restarted in 0.4 s".into());
         text += &jsonl_line(&a, Change::Acted, 2000);
         let mut b = incident("web");
-        b.id = "8".into();
+        b.id = "inc-8".into();
         b.closed_at = Some("x".into());
         text += &jsonl_line(&b, Change::Opened, 3000);
         let cut = jsonl_line(&b, Change::Closed, 4000);
@@ -488,9 +442,9 @@ mod tests {
         let (mut log, lines) = IncidentLog::from_history(h, 5000);
         assert_eq!(lines.len(), 1, "the incident left open is closed now");
         assert!(lines[0].starts_with(
-            "{\"change\":\"closed\",\"at\":\"1970-01-01T00:00:05.000Z\",\"id\":\"7\""
+            "{\"change\":\"closed\",\"at\":\"1970-01-01T00:00:05.000Z\",\"id\":\"inc-7\""
         ));
-        assert_eq!(log.open(incident("api")).id, "9", "ids continue after the history");
+        assert_eq!(log.open(incident("api")).id, "inc-9", "ids continue after the history");
     }
 
     #[test]
@@ -505,8 +459,9 @@ mod tests {
         for s in ["api", "web", "api", "api"] {
             log.open(incident(s));
         }
-        log.get_mut("1").unwrap().closed_at = Some("x".into());
-        let ids = |v: Vec<&Incident>| v.iter().map(|i| i.id.clone()).collect::<Vec<_>>();
+        log.get_mut("inc-1").unwrap().closed_at = Some("x".into());
+        let ids =
+            |v: Vec<&Incident>| v.iter().map(|i| i.id.replace("inc-", "")).collect::<Vec<_>>();
         assert_eq!(ids(log.query(Some("api"), None, 2)), vec!["3", "4"]);
         assert_eq!(ids(log.query(None, Some(false), 10)), vec!["1"]);
         assert_eq!(ids(log.query(None, Some(true), 10)), vec!["2", "3", "4"]);

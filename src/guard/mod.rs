@@ -34,7 +34,6 @@ use crate::config::Config;
 use crate::logs::Lines;
 use incident::IncidentLog;
 use service::{Ctx, ServiceGuard};
-use std::collections::BTreeMap;
 use std::fmt;
 
 /// The newest `n` raw lines of a service, for an incident's evidence (the
@@ -88,8 +87,9 @@ pub struct Guard {
     services: Vec<Option<ServiceGuard>>,
     names: Vec<String>,
     log: IncidentLog,
-    /// Incidents opened in this server run per (service, rule, action, dry_run).
-    totals: BTreeMap<(SvcId, RuleKind, Action, bool), u64>,
+    /// Incidents opened in this server run per (service, rule, action,
+    /// dry_run), in the order they first occurred.
+    totals: Vec<((SvcId, RuleKind, Action, bool), u64)>,
 }
 
 impl Guard {
@@ -101,7 +101,7 @@ impl Guard {
             services: cfg.services.iter().map(|s| s.guard.clone().map(ServiceGuard::new)).collect(),
             names: cfg.services.iter().map(|s| s.name.clone()).collect(),
             log,
-            totals: BTreeMap::new(),
+            totals: Vec::new(),
         };
         (guard, lines.into_iter().map(GuardEffect::Record).collect())
     }
@@ -147,7 +147,10 @@ impl Guard {
         };
         f(g, &mut cx);
         for key in counted {
-            *self.totals.entry(key).or_default() += 1;
+            match self.totals.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, n)) => *n += 1,
+                None => self.totals.push((key, 1)),
+            }
         }
         fx
     }
@@ -354,9 +357,10 @@ mod tests {
         assert_eq!(inc.service, "api");
         assert_eq!(inc.outcome, None, "under way");
         assert_eq!(inc.evidence.template.as_deref(), Some("retry <n> failed"));
-        assert_eq!(inc.evidence.last_lines.len(), 20);
-        assert_eq!(inc.evidence.threshold["cpu"]["forMs"], 1000);
-        assert!(!inc.evidence.cpu.is_empty() && inc.evidence.cpu.iter().all(|c| *c > 0.9));
+        assert_eq!(inc.evidence.last_lines.as_ref().map(Vec::len), Some(20));
+        assert_eq!(inc.evidence.threshold.as_ref().unwrap()["cpu"]["forMs"], 1000);
+        let cpu = inc.evidence.cpu.as_ref().expect("sampled");
+        assert!(!cpu.is_empty() && cpu.iter().all(|c| *c > 0.9));
         assert_eq!(acts(&fx), vec![Action::Restart]);
         let line = says(&fx)[0];
         assert!(
@@ -543,7 +547,7 @@ mod tests {
         assert_eq!(rules, vec![RuleKind::Processes, RuleKind::Growth]);
         let processes = opened(&fx)[0];
         assert_eq!(processes.summary, "20 processes, above 8");
-        assert_eq!(processes.evidence.processes.last(), Some(&20));
+        assert_eq!(processes.evidence.processes.as_ref().and_then(|p| p.last()), Some(&20));
         // Past 100 MB at 18 samples: the memory rule stops it.
         for k in 13..=20 {
             fx.extend(g.on_sample(

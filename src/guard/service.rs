@@ -13,7 +13,7 @@ use super::config::{
     Action, CpuLimits, GrowthLimits, GuardPolicy, MemoryLimits, ProcessLimits, RateLimits,
     RepeatLimits,
 };
-use super::incident::{Change, Evidence, Found, Incident, IncidentLog, RuleKind, MAX_SERIES};
+use super::incident::{evidence, Change, Found, Incident, IncidentLog, RuleKind, MAX_SERIES};
 use super::lines::{RateCond, RepeatCond};
 use super::resources::{memory_breach, processes_breach, CpuCond, GrowthCond, Sample};
 use super::{GuardEffect, LastLines, Outcome};
@@ -356,7 +356,8 @@ impl ServiceGuard {
     /// is the one carried out (stop over restart over alert), once.
     fn open(&mut self, opening: Vec<(usize, Found)>, now: i64, cx: &mut Ctx) {
         let dry_run = self.policy.dry_run;
-        let strongest = opening.iter().map(|(i, _)| self.rules[*i].action).max();
+        let strongest =
+            opening.iter().map(|(i, _)| self.rules[*i].action).max_by_key(|a| strength(*a));
         // The action carried out, and the budget note when a restart became a stop.
         let (exec, note) = match strongest {
             _ if dry_run => (None, None),
@@ -387,17 +388,19 @@ impl ServiceGuard {
                 (false, a, _, false) => format!("{} (not carried out)", a.as_str()),
             };
             let kind = self.rules[i].kind;
-            let mut evidence = Evidence::from_found(&found, self.threshold(kind));
+            let mut evidence = evidence(&found, self.threshold(kind));
             let since = now - self.rules[i].close_ms;
-            let series = self.history.iter().filter(|s| s.at > since);
-            for s in series {
-                evidence.cpu.push((s.cpu * 1000.0).round() / 1000.0);
-                evidence.rss_bytes.push(s.rss_bytes);
-                if kind == RuleKind::Processes {
-                    evidence.processes.push(s.processes);
-                }
+            let series: Vec<&Sample> = self.history.iter().filter(|s| s.at > since).collect();
+            if !series.is_empty() {
+                // Sampled services only: a guard of line rules reads no /proc.
+                evidence.cpu =
+                    Some(series.iter().map(|s| (s.cpu * 1000.0).round() / 1000.0).collect());
+                evidence.rss_bytes = Some(series.iter().map(|s| s.rss_bytes).collect());
             }
-            evidence.last_lines = (cx.last_lines)(cx.svc, super::incident::LAST_LINES);
+            if kind == RuleKind::Processes {
+                evidence.processes = Some(series.iter().map(|s| s.processes).collect());
+            }
+            evidence.last_lines = Some((cx.last_lines)(cx.svc, super::incident::LAST_LINES));
             let record = Incident {
                 id: String::new(),
                 service: cx.name.to_string(),
@@ -470,6 +473,16 @@ impl ServiceGuard {
             RuleKind::Processes => p.processes.map(|r| processes_json(r.limits)),
         };
         v.unwrap_or(Value::Null)
+    }
+}
+
+/// Which action wins when several incidents open at once: stop over
+/// restart over alert.
+fn strength(a: Action) -> u8 {
+    match a {
+        Action::Alert => 0,
+        Action::Restart => 1,
+        Action::Stop => 2,
     }
 }
 

@@ -232,6 +232,7 @@ impl ServiceGuard {
         }
         self.last = None;
         self.history.clear();
+        self.pending = false;
     }
 
     /// The service stopped (or failed): its open incidents close, except the

@@ -24,9 +24,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-/// How long plain HTTP requests in flight at shutdown may take to finish.
-const HTTP_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
-
 /// A fatal problem before the services start; `main` prints it and exits.
 enum Fatal {
     /// Bad input: `Error: <message>` lines, the help, exit 2.
@@ -108,10 +105,11 @@ fn run() -> Result<ExitCode, Fatal> {
         cfg.session.token = Some(t);
     }
     let cfg = Arc::new(cfg);
-    let (bus_tx, bus_rx) = bus::bus();
+    let (producers, bus_rx) = bus::bus();
     let (ctl_tx, ctl_rx) = bus::control();
+    let (sig_tx, sig_rx) = bus::signals();
     // Before any service can start: a Ctrl-C from now on is a clean shutdown.
-    signals::spawn_signals(ctl_tx.clone())
+    signals::spawn_signals(sig_tx)
         .map_err(|e| Fatal::Other(format!("cannot handle signals: {e}")))?;
 
     let session = match &cfg.session.bind {
@@ -136,25 +134,26 @@ fn run() -> Result<ExitCode, Fatal> {
     let first_seq = logs::first_seq(cfg.logs_dir.as_deref(), logs::now_ms());
     let store = logs::LogStore::new(cfg.services.len(), logs::DEFAULT_RING_CAPACITY, first_seq);
     let other = |e: std::io::Error| Fatal::Other(format!("cannot start a thread: {e}"));
-    let timer = timer::spawn_timer(bus_tx.clone()).map_err(other)?;
+    let timer = timer::spawn_timer(producers.sender()).map_err(other)?;
     let printer = output::spawn_printer(names, printer_style).map_err(other)?;
     let model = state::Model::new(cfg.clone(), plan, store);
-    let requests = session.as_ref().map(|s| s.requests.clone());
+    let stopper = session.as_ref().map(|s| s.stopper());
     let io = state::Io {
         cfg: cfg.clone(),
-        bus: bus_tx,
+        bus: producers,
         timer,
         writer,
         printer,
-        on_shutdown: session.map(|s| Box::new(move || s.stop()) as Box<dyn FnOnce() + Send>),
+        on_shutdown: stopper.map(|s| Box::new(move || s.stop()) as Box<dyn FnOnce() + Send>),
     };
     let state = std::thread::Builder::new()
         .name("state".into())
-        .spawn(move || state::run_state(model, io, bus_rx, ctl_rx))
+        .spawn(move || state::run_state(model, io, bus_rx, ctl_rx, sig_rx))
         .map_err(other)?;
     state.join().map_err(|_| Fatal::Other("the state thread panicked".into()))?;
-    if let Some(r) = requests {
-        r.wait_empty(HTTP_GRACE);
+    // Requests still being answered get their grace (server.md section 5).
+    if let Some(s) = session {
+        s.finish();
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -164,13 +163,13 @@ fn start_session(
     cfg: &Arc<config::Config>,
     bind: &config::BindAddr,
     token_from_config: bool,
-    bus: &bus::BusTx,
+    ctl: &bus::CtlTx,
 ) -> Result<session::SessionHandle, Fatal> {
     let (token, generated) = match &cfg.session.token {
         Some(t) => (t.clone(), false),
         None => (token::generate().map_err(|e| Fatal::Other(format!("token: {e}")))?, true),
     };
-    let handle = session::start(bind, token.clone(), bus.clone())
+    let handle = session::start(bind, token.clone(), ctl.clone())
         .map_err(|e| Fatal::Bind(format!("session API: cannot listen on {bind}: {e}")))?;
     if generated {
         println!("[flowlayer] boot: session token: {token}");

@@ -40,6 +40,8 @@ impl Timer {
     }
 }
 
+/// `bus`: the timer may wait on a full bus (it is a producer like the pumps);
+/// the state thread's `arm` calls never wait on the timer (unbounded).
 pub fn spawn_timer(bus: BusTx) -> std::io::Result<Timer> {
     let (tx, rx) = crossbeam_channel::unbounded::<Armed>();
     std::thread::Builder::new().name("timer".into()).spawn(move || {

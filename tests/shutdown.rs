@@ -1,6 +1,8 @@
+use crate::support::ws::Client;
 use crate::support::{alive, wait_for, wait_until, Opts, Server};
 use nix::sys::signal::Signal;
-use std::time::Duration;
+use serde_json::json;
+use std::time::{Duration, Instant};
 
 const T: Duration = Duration::from_secs(20);
 
@@ -70,4 +72,33 @@ fn second_signal_kills_everything_at_once() {
         "{out}"
     );
     assert!(!out.contains("sending SIGKILL"), "{out}");
+}
+
+#[test]
+fn issue_14_a_stop_cmd_that_cannot_start_never_wedges_the_server() {
+    let mut s = Server::start("tests/wedge.jsonc");
+    s.wait_started();
+    let mut c = Client::connect(&s.addr(), &s.token);
+    // Each restart runs the missing stopCmd, whose failure the state thread
+    // reports to itself. A big `get_logs` just before keeps the state thread
+    // busy while the chatty services fill the bus.
+    let mut restarts = 0;
+    while restarts < 8 {
+        c.command("get_logs", json!({"limit": 20000}));
+        let id = c.command("restart_service", json!({"service": "badstop"}));
+        let answered = Instant::now() + Duration::from_secs(5);
+        let mut done = false;
+        while !done && Instant::now() < answered {
+            let Some(v) = c.recv(Duration::from_millis(100)) else { continue };
+            done = v["type"] == "result" && v["id"] == id.as_str();
+        }
+        if !done {
+            break;
+        }
+        restarts += 1;
+    }
+    s.signal(Signal::SIGTERM);
+    let status = s.wait_exit(Duration::from_secs(15));
+    assert!(status.success(), "exit status {status}");
+    assert_eq!(restarts, 8, "every restart was answered");
 }

@@ -1,39 +1,113 @@
-//! Accept thread (`session-accept`) and connection threads (`http-conn`): reads
-//! each request head, checks the bearer token, answers `/health` and errors, and
-//! hands `/ws` upgrades to a WebSocket session thread (`ws.rs`).
+//! Accept thread (`session-accept`): owns the listener and every connection until
+//! its request is authorized. It reads request heads without blocking (one
+//! `mio::Poll` for all of them), checks the bearer token, answers `/health` and
+//! every refusal itself, and starts a session thread (`ws.rs`) only for an
+//! authorized `/ws` upgrade. Sends nothing to the state thread; a session
+//! thread gets the control channel's sender (`CtlTx`).
+//!
+//! A thread per accepted connection let half-open connections grow the server
+//! to thousands of threads until it aborted (issue 14). Here threads are capped
+//! by `MAX_SESSIONS`, and what an unauthenticated peer may hold is capped too
+//! (spec/protocol.md, "Limits"):
+//! - `MAX_UNAUTHENTICATED` connections whose head is being read; a new one
+//!   pushes out the one that has waited longest, which is answered 503. A real
+//!   client sends its head as soon as it connects, so stalled connections
+//!   (slowloris) cannot keep it out;
+//! - failed authentication is answered 403 after a delay that doubles with
+//!   each failure from the same address (`FIRST_DELAY` to `MAX_DELAY`), and an
+//!   address with `ATTEMPTS_PER_ADDRESS` failures still in their delay gets 429
+//!   without its token being looked at: guessing costs time. At most
+//!   `MAX_PARKED` connections wait for their delayed answer (past that the 403
+//!   goes at once, the attempt counted all the same), and `MAX_ADDRESSES`
+//!   addresses are remembered.
 //!
 //! Our own listener instead of tiny_http: tiny_http's upgraded stream has no
 //! clone, no timeout and no file descriptor, so a session could not both read
 //! commands and push events on it.
 
-use super::http::{error_body, read_head, respond, Head, HeadError};
+use super::http::{error_body, parse_head, response, Head, HeadError, MAX_HEAD};
 use super::ws;
-use crate::bus::{BusTx, SessionId};
+use crate::bus::{CtlTx, SessionId};
 use crate::config::BindAddr;
 use crate::credit::Credit;
-use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token, Waker};
+use std::collections::{HashMap, VecDeque};
+use std::io::{ErrorKind, Read, Write};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
+/// WebSocket sessions open at once (one thread each). Past it, `/ws` gets 503.
+pub const MAX_SESSIONS: usize = 64;
+/// Connections whose request head is being read.
+pub const MAX_UNAUTHENTICATED: usize = 16;
+/// Time a client gets to send its whole request head.
+pub const HEAD_DEADLINE: Duration = Duration::from_secs(5);
+/// Delay of the 403 for an address's first failed authentication; it doubles
+/// with each further failure, up to `MAX_DELAY`. A mistyped token costs a
+/// person a fifth of a second.
+pub const FIRST_DELAY: Duration = Duration::from_millis(200);
+pub const MAX_DELAY: Duration = Duration::from_secs(10);
+/// Failed attempts an address may have in their delay at once; with `MAX_DELAY`
+/// that is at most one guess every 2.5 s.
+pub const ATTEMPTS_PER_ADDRESS: usize = 4;
+/// Connections that wait for their delayed 403.
+pub const MAX_PARKED: usize = 16;
+/// An address's failures are forgotten after this long without one.
+const FORGET: Duration = Duration::from_secs(600);
+/// Addresses whose failures are remembered.
+const MAX_ADDRESSES: usize = 1024;
+/// After shutdown begins, how long heads already being read may take to
+/// finish and be answered (server.md section 5: in-flight requests get 2 s).
+pub const HTTP_GRACE: Duration = Duration::from_secs(2);
+
+const LISTENER: Token = Token(0);
+const WAKE: Token = Token(1);
+
+/// The running Session API.
 pub struct SessionHandle {
     pub addr: SocketAddr,
-    stopping: Arc<AtomicBool>,
-    /// Plain HTTP requests being answered, one permit each: shutdown waits for
-    /// them (server.md section 5: up to 2 s).
-    pub requests: Credit,
+    stopper: Stopper,
+    thread: JoinHandle<()>,
 }
 
-impl SessionHandle {
+/// Stops the accept thread without waiting for it (the state thread's part of
+/// shutdown: it must not wait).
+#[derive(Clone)]
+pub struct Stopper {
+    flag: Arc<AtomicBool>,
+    waker: Arc<Waker>,
+}
+
+impl Stopper {
     /// Stops accepting new connections (shutdown step 1). Sessions already open
-    /// keep working until the server exits.
-    pub fn stop(self) {
-        self.stopping.store(true, Ordering::SeqCst);
-        // Wake the accept thread out of accept(); it then sees the flag.
-        let _ = TcpStream::connect(dial_socket(&self.addr));
+    /// keep working until the state thread closes them.
+    pub fn stop(&self) {
+        self.flag.store(true, Ordering::SeqCst);
+        // A failed wake means the accept thread is gone already.
+        let _ = self.waker.wake();
     }
 }
 
-fn dial_socket(addr: &SocketAddr) -> SocketAddr {
+impl SessionHandle {
+    pub fn stopper(&self) -> Stopper {
+        self.stopper.clone()
+    }
+
+    /// Stops accepting (if not done yet) and waits for the accept thread, which
+    /// ends at most `HTTP_GRACE` after the stop.
+    pub fn finish(self) {
+        self.stopper.stop();
+        // The accept thread does not panic; if it did, there is nothing to wait for.
+        let _ = self.thread.join();
+    }
+}
+
+/// The address a local client dials for a listening address (`0.0.0.0` -> loopback).
+pub fn dial_addr(addr: &SocketAddr) -> String {
     let mut a = *addr;
     if a.ip().is_unspecified() {
         a.set_ip(match a {
@@ -41,59 +115,345 @@ fn dial_socket(addr: &SocketAddr) -> SocketAddr {
             SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
         });
     }
-    a
-}
-
-/// The address a local client dials for a listening address (`0.0.0.0` -> loopback).
-pub fn dial_addr(addr: &SocketAddr) -> String {
-    dial_socket(addr).to_string()
+    a.to_string()
 }
 
 /// Binds the listener now (so a busy address fails before any service starts)
 /// and starts the accept thread.
-pub fn start(bind: &BindAddr, token: String, bus: BusTx) -> std::io::Result<SessionHandle> {
+pub fn start(bind: &BindAddr, token: String, ctl: CtlTx) -> std::io::Result<SessionHandle> {
     let host = bind.host.trim_start_matches('[').trim_end_matches(']');
     let addrs: Vec<SocketAddr> = (host, bind.port).to_socket_addrs()?.collect();
-    let listener = TcpListener::bind(&addrs[..])?;
-    let addr = listener.local_addr()?;
-    let stopping = Arc::new(AtomicBool::new(false));
-    let requests = Credit::new(usize::MAX);
-    let ctx = Arc::new(Ctx {
+    let std_listener = std::net::TcpListener::bind(&addrs[..])?;
+    let addr = std_listener.local_addr()?;
+    std_listener.set_nonblocking(true)?;
+    let mut listener = TcpListener::from_std(std_listener);
+    let poll = Poll::new()?;
+    poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
+    let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
+    let stopper = Stopper { flag: Arc::new(AtomicBool::new(false)), waker };
+    let acceptor = Acceptor {
+        poll,
+        listener: Some(listener),
         token,
-        bus,
-        next_id: AtomicU64::new(1),
-        instance_id: crate::token::uuid_v4()?,
-        requests: requests.clone(),
-    });
-    let flag = stopping.clone();
-    std::thread::Builder::new()
-        .name("session-accept".into())
-        .spawn(move || run_accept(listener, ctx, flag))?;
-    Ok(SessionHandle { addr, stopping, requests })
+        ctl,
+        seats: Credit::new(MAX_SESSIONS),
+        instance_id: crate::token::uuid_v4()?.into(),
+        next_session: 1,
+        next_conn: 2,
+        conns: HashMap::new(),
+        reading: VecDeque::new(),
+        penalties: Penalties::default(),
+        stop: stopper.flag.clone(),
+        grace_end: None,
+    };
+    let thread =
+        std::thread::Builder::new().name("session-accept".into()).spawn(move || acceptor.run())?;
+    Ok(SessionHandle { addr, stopper, thread })
 }
 
-pub struct Ctx {
-    token: String,
-    pub bus: BusTx,
-    next_id: AtomicU64,
-    pub instance_id: String,
-    requests: Credit,
+struct Conn {
+    sock: TcpStream,
+    peer: IpAddr,
+    stage: Stage,
 }
 
-fn run_accept(listener: TcpListener, ctx: Arc<Ctx>, stopping: Arc<AtomicBool>) {
-    for conn in listener.incoming() {
-        if stopping.load(Ordering::SeqCst) {
-            return;
-        }
-        let Ok(stream) = conn else { continue };
-        let ctx = ctx.clone();
-        let spawned =
-            std::thread::Builder::new().name("http-conn".into()).spawn(move || serve(stream, ctx));
-        if spawned.is_err() {
-            // Out of threads: this connection is dropped, the server goes on.
-            continue;
+enum Stage {
+    /// Its head is being read; closed unanswered at `until`.
+    Reading { buf: Vec<u8>, until: Instant },
+    /// Failed authentication: `answer` goes out at `at`.
+    Parked { at: Instant, answer: Vec<u8> },
+}
+
+impl Conn {
+    fn due(&self) -> Instant {
+        match &self.stage {
+            Stage::Reading { until, .. } => *until,
+            Stage::Parked { at, .. } => *at,
         }
     }
+}
+
+struct Acceptor {
+    poll: Poll,
+    /// `None` once shutdown began.
+    listener: Option<TcpListener>,
+    token: String,
+    ctl: CtlTx,
+    /// One permit per open session, held until the state thread has its `Closed`.
+    seats: Credit,
+    instance_id: Arc<str>,
+    next_session: u64,
+    next_conn: usize,
+    conns: HashMap<Token, Conn>,
+    /// Connections being read, oldest first (an entry whose connection moved
+    /// on is skipped when met).
+    reading: VecDeque<Token>,
+    penalties: Penalties,
+    stop: Arc<AtomicBool>,
+    /// Set when shutdown began: the moment the last connections are dropped.
+    grace_end: Option<Instant>,
+}
+
+impl Acceptor {
+    fn run(mut self) {
+        let mut events = Events::with_capacity(64);
+        loop {
+            // No connection waiting, no timeout: an idle accept thread sleeps.
+            let next = self.conns.values().map(Conn::due).chain(self.grace_end).min();
+            let timeout = next.map(|t| t.saturating_duration_since(Instant::now()));
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() != ErrorKind::Interrupted {
+                    return;
+                }
+            }
+            for ev in events.iter() {
+                match ev.token() {
+                    LISTENER => self.accept_all(),
+                    WAKE => {}
+                    t => self.read(t),
+                }
+            }
+            if self.stop.load(Ordering::SeqCst) && self.grace_end.is_none() {
+                self.begin_stop();
+            }
+            self.expire(Instant::now());
+            if let Some(end) = self.grace_end {
+                if self.conns.is_empty() || Instant::now() >= end {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Shutdown: no new connections; delayed answers go now; heads being read
+    /// get `HTTP_GRACE` at most.
+    fn begin_stop(&mut self) {
+        let end = Instant::now() + HTTP_GRACE;
+        self.grace_end = Some(end);
+        self.listener = None;
+        for conn in self.conns.values_mut() {
+            match &mut conn.stage {
+                Stage::Reading { until, .. } => *until = (*until).min(end),
+                Stage::Parked { at, .. } => *at = Instant::now(),
+            }
+        }
+    }
+
+    fn accept_all(&mut self) {
+        loop {
+            let Some(listener) = &self.listener else { return };
+            match listener.accept() {
+                Ok((sock, peer)) => self.admit(sock, peer.ip()),
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                // WouldBlock: all taken. Anything else (out of file descriptors):
+                // the connection stays in the kernel's queue until the next one.
+                Err(_) => return,
+            }
+        }
+    }
+
+    fn admit(&mut self, mut sock: TcpStream, peer: IpAddr) {
+        if self.reading_count() >= MAX_UNAUTHENTICATED {
+            self.push_out_oldest();
+        }
+        let token = Token(self.next_conn);
+        self.next_conn += 1;
+        if self.poll.registry().register(&mut sock, token, Interest::READABLE).is_err() {
+            return;
+        }
+        let _ = sock.set_nodelay(true);
+        let until = Instant::now() + HEAD_DEADLINE;
+        let stage = Stage::Reading { buf: Vec::new(), until };
+        self.conns.insert(token, Conn { sock, peer, stage });
+        self.reading.push_back(token);
+        // Its head may be here already (a client writes it right after connecting).
+        self.read(token);
+    }
+
+    fn reading_count(&self) -> usize {
+        self.conns.values().filter(|c| matches!(c.stage, Stage::Reading { .. })).count()
+    }
+
+    /// Makes room for a new connection: the one that has waited longest for
+    /// its head is told the server is busy.
+    fn push_out_oldest(&mut self) {
+        while let Some(token) = self.reading.pop_front() {
+            let Some(conn) = self.conns.get(&token) else { continue };
+            if !matches!(conn.stage, Stage::Reading { .. }) {
+                continue;
+            }
+            let conn = self.conns.remove(&token).expect("looked up just above");
+            let body = error_body("busy", "too many connections waiting to be read: try again");
+            send_and_close(conn.sock, &response(503, &body, Some(1)));
+            return;
+        }
+    }
+
+    /// Reads what `token`'s connection sent, and acts once its head is complete.
+    fn read(&mut self, token: Token) {
+        let got = {
+            let Some(conn) = self.conns.get_mut(&token) else { return };
+            let Stage::Reading { buf, .. } = &mut conn.stage else { return };
+            read_head(&mut conn.sock, buf)
+        };
+        let head = match got {
+            Got::Waiting => return,
+            Got::Gone => {
+                self.conns.remove(&token);
+                return;
+            }
+            Got::Head(head) => head,
+        };
+        let conn = self.conns.remove(&token).expect("read just above");
+        match head {
+            Ok(head) => self.route(token, conn, head),
+            Err(HeadError::TooLarge) => {
+                let body = error_body("bad_request", "request head too large");
+                send_and_close(conn.sock, &response(431, &body, None));
+            }
+            Err(HeadError::Malformed) => {
+                let body = error_body("bad_request", "malformed request");
+                send_and_close(conn.sock, &response(400, &body, None));
+            }
+        }
+    }
+
+    /// Answers a complete request, or hands an authorized `/ws` to a session thread.
+    fn route(&mut self, token: Token, mut conn: Conn, head: Head) {
+        let now = Instant::now();
+        let Some(credentials) = head.header("authorization") else {
+            let body = error_body("unauthorized", "missing Authorization: Bearer <token>");
+            return send_and_close(conn.sock, &response(401, &body, None));
+        };
+        if let Some(wait) = self.penalties.refused(conn.peer, now) {
+            let secs = wait.as_secs_f64().ceil() as u64;
+            let message = format!(
+                "too many failed authentications from {}: try again in {secs} s",
+                conn.peer
+            );
+            let body = error_body("too_many_attempts", &message);
+            return send_and_close(conn.sock, &response(429, &body, Some(secs)));
+        }
+        if !token_matches(credentials, &self.token) {
+            let delay = self.penalties.fail(conn.peer, now);
+            let answer = response(403, &error_body("forbidden", "invalid token"), None);
+            if self.parked_count() < MAX_PARKED && self.grace_end.is_none() {
+                conn.stage = Stage::Parked { at: now + delay, answer };
+                self.conns.insert(token, conn);
+            } else {
+                send_and_close(conn.sock, &answer);
+            }
+            return;
+        }
+        let path = head.path.split('?').next().unwrap_or("");
+        match (head.method.as_str(), path) {
+            ("GET", "/health") => send_and_close(conn.sock, &response(200, r#"{"ok":true}"#, None)),
+            ("GET", "/ws") => self.open_session(conn, head),
+            _ => {
+                let body = error_body("not_found", &format!("no route {path}"));
+                send_and_close(conn.sock, &response(404, &body, None))
+            }
+        }
+    }
+
+    fn parked_count(&self) -> usize {
+        self.conns.values().filter(|c| matches!(c.stage, Stage::Parked { .. })).count()
+    }
+
+    fn open_session(&mut self, mut conn: Conn, head: Head) {
+        if self.grace_end.is_some() {
+            let body = error_body("busy", "server shutting down");
+            return send_and_close(conn.sock, &response(503, &body, None));
+        }
+        let Some(accept) = ws::upgrade_key(&head) else {
+            let body = error_body("bad_request", "expected a WebSocket upgrade (version 13)");
+            return send_and_close(conn.sock, &response(400, &body, None));
+        };
+        let Some(seat) = self.seats.try_take(1) else {
+            let message = format!("too many sessions ({MAX_SESSIONS} open): try again later");
+            let body = error_body("busy", &message);
+            return send_and_close(conn.sock, &response(503, &body, Some(1)));
+        };
+        // The session thread registers it with its own poll.
+        let _ = self.poll.registry().deregister(&mut conn.sock);
+        let id = SessionId(self.next_session);
+        self.next_session += 1;
+        let start = ws::Start {
+            sock: conn.sock,
+            rest: head.rest,
+            accept,
+            id,
+            ctl: self.ctl.clone(),
+            instance_id: self.instance_id.clone(),
+            seat,
+        };
+        // Out of threads: the connection (moved into the closure) is dropped,
+        // the server goes on.
+        let _ = std::thread::Builder::new()
+            .name(format!("session:{}", id.0))
+            .spawn(move || ws::run_session(start));
+    }
+
+    /// Closes heads that took too long, and sends delayed answers that are due.
+    fn expire(&mut self, now: Instant) {
+        let due: Vec<Token> =
+            self.conns.iter().filter(|(_, c)| c.due() <= now).map(|(t, _)| *t).collect();
+        for token in due {
+            let Some(conn) = self.conns.remove(&token) else { continue };
+            if let Stage::Parked { answer, .. } = &conn.stage {
+                send_and_close(conn.sock, answer);
+            }
+            // A head not complete in time: nothing to answer, the socket closes.
+        }
+    }
+}
+
+enum Got {
+    /// The head is not complete and the socket has nothing more for now.
+    Waiting,
+    /// The peer closed, or the socket failed.
+    Gone,
+    Head(Result<Head, HeadError>),
+}
+
+/// Reads what the socket has into `buf`, until the head in it is complete.
+fn read_head(sock: &mut TcpStream, buf: &mut Vec<u8>) -> Got {
+    let mut chunk = [0u8; 4096];
+    loop {
+        let want = chunk.len().min(MAX_HEAD - buf.len());
+        match sock.read(&mut chunk[..want]) {
+            Ok(0) => return Got::Gone,
+            Ok(n) => {
+                buf.extend_from_slice(&chunk[..n]);
+                match parse_head(buf) {
+                    Ok(None) => continue,
+                    Ok(Some(head)) => return Got::Head(Ok(head)),
+                    Err(e) => return Got::Head(Err(e)),
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return Got::Waiting,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(_) => return Got::Gone,
+        }
+    }
+}
+
+/// Writes a short answer without waiting and closes. It fits the socket's empty
+/// send buffer; a peer that does not read it loses it, and nothing waits for it.
+fn send_and_close(mut sock: TcpStream, answer: &[u8]) {
+    let _ = sock.write(answer);
+}
+
+/// The token of an `Authorization` value whose scheme is `Bearer`, in any case
+/// (RFC 7235: schemes are case-insensitive).
+fn bearer(credentials: &str) -> Option<&str> {
+    let (scheme, token) = credentials.trim().split_once([' ', '\t'])?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+fn token_matches(credentials: &str, expected: &str) -> bool {
+    let given = bearer(credentials).unwrap_or("");
+    same_token(given.as_bytes(), expected.as_bytes())
 }
 
 /// Constant-time comparison: the time taken does not depend on where the
@@ -106,51 +466,67 @@ fn same_token(given: &[u8], expected: &[u8]) -> bool {
     diff == 0
 }
 
-fn authorize(head: &Head, token: &str) -> Result<(), (u16, String)> {
-    let Some(value) = head.header("authorization") else {
-        return Err((401, error_body("unauthorized", "missing Authorization: Bearer <token>")));
-    };
-    let given =
-        value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")).unwrap_or("");
-    if same_token(given.trim().as_bytes(), token.as_bytes()) {
-        Ok(())
-    } else {
-        Err((403, error_body("forbidden", "invalid token")))
-    }
+/// Failed authentications per address: how many (for the growing delay) and
+/// which are still in their delay (for the concurrency cap).
+#[derive(Default)]
+struct Penalties {
+    by_addr: HashMap<IpAddr, Record>,
 }
 
-fn serve(mut stream: TcpStream, ctx: Arc<Ctx>) {
-    let request = ctx.requests.take(1);
-    let _ = stream.set_nodelay(true);
-    let head = match read_head(&mut stream) {
-        Ok(h) => h,
-        Err(HeadError::TooLarge) => {
-            return respond(&mut stream, 431, &error_body("bad_request", "request head too large"))
+struct Record {
+    failures: u32,
+    last: Instant,
+    /// When the delayed answers of its attempts go out; those still ahead count
+    /// against `ATTEMPTS_PER_ADDRESS`, whether or not their connection is open.
+    busy: Vec<Instant>,
+}
+
+impl Penalties {
+    /// How long until `addr` may try again, when it has `ATTEMPTS_PER_ADDRESS`
+    /// failures still in their delay.
+    fn refused(&mut self, addr: IpAddr, now: Instant) -> Option<Duration> {
+        let r = self.by_addr.get_mut(&addr)?;
+        r.busy.retain(|t| *t > now);
+        if r.busy.len() < ATTEMPTS_PER_ADDRESS {
+            return None;
         }
-        Err(HeadError::Malformed) => {
-            return respond(&mut stream, 400, &error_body("bad_request", "malformed request"))
-        }
-        Err(HeadError::Gone) => return,
-    };
-    if let Err((code, body)) = authorize(&head, &ctx.token) {
-        return respond(&mut stream, code, &body);
+        r.busy.iter().min().map(|t| t.saturating_duration_since(now))
     }
-    let path = head.path.split('?').next().unwrap_or("");
-    match (head.method.as_str(), path) {
-        ("GET", "/health") => respond(&mut stream, 200, r#"{"ok":true}"#),
-        ("GET", "/ws") => {
-            // A session is not a request in flight: shutdown closes it instead.
-            drop(request);
-            let id = SessionId(ctx.next_id.fetch_add(1, Ordering::Relaxed));
-            ws::run_session(stream, head, id, &ctx);
+
+    /// Counts a failure of `addr`; returns how long its answer waits.
+    fn fail(&mut self, addr: IpAddr, now: Instant) -> Duration {
+        if !self.by_addr.contains_key(&addr) && self.by_addr.len() >= MAX_ADDRESSES {
+            self.forget_some(now);
         }
-        _ => respond(&mut stream, 404, &error_body("not_found", &format!("no route {path}"))),
+        let r = self.by_addr.entry(addr).or_insert(Record { failures: 0, last: now, busy: vec![] });
+        if now.saturating_duration_since(r.last) >= FORGET {
+            r.failures = 0;
+        }
+        r.failures = r.failures.saturating_add(1);
+        r.last = now;
+        let doublings = (r.failures - 1).min(16);
+        let delay = (FIRST_DELAY * 2u32.pow(doublings)).min(MAX_DELAY);
+        r.busy.retain(|t| *t > now);
+        r.busy.push(now + delay);
+        delay
+    }
+
+    /// Makes room for one more address: drops the forgotten ones, else the one
+    /// whose last failure is oldest.
+    fn forget_some(&mut self, now: Instant) {
+        self.by_addr.retain(|_, r| now.saturating_duration_since(r.last) < FORGET);
+        if self.by_addr.len() >= MAX_ADDRESSES {
+            let oldest = self.by_addr.iter().min_by_key(|(_, r)| r.last).map(|(a, _)| *a);
+            if let Some(a) = oldest {
+                self.by_addr.remove(&a);
+            }
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::same_token;
+    use super::*;
 
     #[test]
     fn tokens_compare_exactly() {
@@ -159,5 +535,50 @@ mod tests {
         assert!(!same_token(b"ab", b"abc"));
         assert!(!same_token(b"abcd", b"abc"));
         assert!(!same_token(b"", b"abc"));
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for v in ["Bearer t0k", "bearer t0k", "BEARER t0k", "bEaReR  t0k ", " Bearer\tt0k"] {
+            assert!(token_matches(v, "t0k"), "{v:?}");
+        }
+        for v in ["Basic t0k", "Bearert0k", "Bearer", "t0k", "Bearer t0k x"] {
+            assert!(!token_matches(v, "t0k"), "{v:?}");
+        }
+    }
+
+    fn ip(last: u8) -> IpAddr {
+        IpAddr::from([10, 0, 0, last])
+    }
+
+    #[test]
+    fn failures_wait_longer_each_time_and_few_at_once_per_address() {
+        let mut p = Penalties::default();
+        let t0 = Instant::now();
+        let delays: Vec<Duration> = (0..4).map(|_| p.fail(ip(1), t0)).collect();
+        assert_eq!(delays, [200, 400, 800, 1600].map(Duration::from_millis));
+        assert_eq!(p.refused(ip(1), t0), Some(Duration::from_millis(200)), "four in their delay");
+        assert_eq!(p.refused(ip(2), t0), None, "another address is not held back");
+        let later = t0 + Duration::from_millis(200);
+        assert_eq!(p.refused(ip(1), later), None, "the first delay is over");
+        assert_eq!(p.fail(ip(1), later), Duration::from_millis(3200));
+        for _ in 0..10 {
+            p.fail(ip(1), later);
+        }
+        assert_eq!(p.fail(ip(1), later), MAX_DELAY);
+        // Forgotten after a quiet spell: a person who mistyped long ago starts over.
+        assert_eq!(p.fail(ip(1), later + FORGET + MAX_DELAY), FIRST_DELAY);
+    }
+
+    #[test]
+    fn remembered_addresses_are_bounded() {
+        let mut p = Penalties::default();
+        let t0 = Instant::now();
+        for i in 0..MAX_ADDRESSES + 10 {
+            let addr = IpAddr::from((i as u128 + 1).to_be_bytes());
+            p.fail(addr, t0 + Duration::from_millis(i as u64));
+        }
+        assert_eq!(p.by_addr.len(), MAX_ADDRESSES);
+        assert!(!p.by_addr.contains_key(&IpAddr::from(1u128.to_be_bytes())), "oldest went");
     }
 }

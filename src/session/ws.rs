@@ -1,39 +1,53 @@
-//! WebSocket session thread (the `http-conn` thread that accepted `/ws`): owns the
-//! socket, reads commands, writes frames queued by the state thread.
+//! WebSocket session thread (`session:<id>`, started by the accept thread for an
+//! authorized `/ws`): owns the socket, reads commands, writes frames queued by
+//! the state thread. Sends `Opened`, `Command`, `Closed` through its `SessionTx`,
+//! which never waits.
 //!
 //! It sleeps in `mio::Poll` on the socket and a `Waker` with no timeout: the state
 //! thread queues a frame and wakes it, so an idle session costs no CPU. It pulls
-//! frames from its bounded queue only while the socket takes them; a client that
-//! stops reading leaves the queue full, and the state thread then drops its `log`
-//! events or, for a status event, asks it to close (protocol.md).
+//! frames from its queues only while the socket takes them; a client that stops
+//! reading leaves them full, and the state thread then drops its `log` events or,
+//! for a status event or a reply, asks it to close (protocol.md). The queues
+//! are bounded in bytes (`REPLY_QUEUE_BYTES`, `LOG_QUEUE_BYTES`), not frames:
+//! 1,024 frames of up to 8 MiB let one client that asked and never read take
+//! gigabytes (issue 14).
+//!
+//! It reads the client only while the state thread has none of its commands
+//! (`SessionTx::ready`) and while what it has to write is small
+//! (`READ_PAUSE`): a client that sends faster than it is answered, or never
+//! reads its answers, is held back by TCP, not queued for in memory.
 //!
 //! Outgoing frames arrive already encoded for the wire (shared by all sessions),
 //! so sending one is a copy. tungstenite reads and answers pings and closes; its
 //! writes land in the same ordered buffer (`Conn::out`) as ours, so frames never
 //! interleave on the socket.
 
-use super::http::{error_body, respond, Head};
-use super::listen::Ctx;
-use crate::bus::{Msg, Outbox, SessionId, CAPABILITIES, KICK_NONE, KICK_SHUTDOWN, KICK_TOO_SLOW};
+use super::http::Head;
+use crate::bus::{
+    frame_queue, CtlTx, FrameRx, Outbox, SessionId, SessionTx, CAPABILITIES, KICK_NONE,
+    KICK_SHUTDOWN, KICK_TOO_SLOW,
+};
+use crate::state::MAX_RESULT_BYTES;
 use crate::wire;
 use flowlayer_protocol::{parse_incoming, ErrorBody, ErrorCode, Incoming};
 use mio::{Events, Interest, Poll, Token, Waker};
 use std::io::{ErrorKind, Read, Write};
-use std::net::TcpStream;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tungstenite::{Error as WsError, Message, WebSocket};
 
-/// Status events and replies a session may have queued before it is closed.
-pub const OUTBOX_FRAMES: usize = 1024;
-/// `log` events a session may have queued before further ones are dropped.
-pub const OUTBOX_LOGS: usize = 4096;
+/// Bytes of replies and status events a session may have queued before it is
+/// closed (1008): two full `get_logs` pages and room for status events, so a
+/// client that reads while it pages is never closed.
+pub const REPLY_QUEUE_BYTES: usize = 2 * MAX_RESULT_BYTES + 1024 * 1024;
+/// Bytes of `log` events a session may have queued before further ones are
+/// dropped (counted): twice the live-log burst (`state/budget.rs`).
+pub const LOG_QUEUE_BYTES: usize = 2 * 1024 * 1024;
 /// Kernel send buffer of a session socket: a reply waits behind at most this
-/// much of log events already handed to the kernel. 64 KiB answered `get_logs`
-/// during a flood in 1.0-1.3 ms (medians) where 256 KiB took 1.5-1.8 ms, and
-/// cost the log throughput to 19 reading clients nothing measurable.
+/// much of log events already handed to the kernel (BENCH.md: 64 KiB answered
+/// `get_logs` during a flood faster than 256 KiB, at no cost to throughput).
 const SEND_BUFFER: usize = 64 * 1024;
 /// Largest client message (protocol.md: close 1009 beyond).
 pub const MAX_CLIENT_MESSAGE: usize = 1024 * 1024;
@@ -41,11 +55,14 @@ pub const MAX_CLIENT_MESSAGE: usize = 1024 * 1024;
 const CLOSE_DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
 /// Bytes of frames taken from the queues at a time (then written to the socket).
 const WRITE_CHUNK: usize = 64 * 1024;
+/// The client is not read while more than this waits to be written to it.
+const READ_PAUSE: usize = WRITE_CHUNK;
 
 const SOCKET: Token = Token(0);
 const WAKE: Token = Token(1);
 
-fn upgrade_ok(head: &Head) -> Option<String> {
+/// The `Sec-WebSocket-Accept` value for a valid upgrade request, else `None`.
+pub fn upgrade_key(head: &Head) -> Option<String> {
     let has = |name: &str, want: &str| {
         head.header(name).is_some_and(|v| v.split(',').any(|p| p.trim().eq_ignore_ascii_case(want)))
     };
@@ -59,56 +76,76 @@ fn upgrade_ok(head: &Head) -> Option<String> {
     Some(tungstenite::handshake::derive_accept_key(key.as_bytes()))
 }
 
-pub fn run_session(mut stream: TcpStream, head: Head, id: SessionId, ctx: &Ctx) {
-    let Some(accept) = upgrade_ok(&head) else {
-        let body = error_body("bad_request", "expected a WebSocket upgrade (version 13)");
-        return respond(&mut stream, 400, &body);
-    };
-    let reply = format!(
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
-    );
-    if stream.write_all(reply.as_bytes()).is_err()
-        || stream.set_read_timeout(None).is_err()
-        || stream.set_nonblocking(true).is_err()
-    {
-        return;
-    }
+/// What the accept thread hands a new session thread.
+pub struct Start {
+    /// Non-blocking, registered with no poll.
+    pub sock: mio::net::TcpStream,
+    /// Bytes the client sent after its request head.
+    pub rest: Vec<u8>,
+    /// `Sec-WebSocket-Accept` for the 101.
+    pub accept: String,
+    pub id: SessionId,
+    pub ctl: CtlTx,
+    pub instance_id: Arc<str>,
+    /// Its place under `MAX_SESSIONS`.
+    pub seat: crate::credit::Permit,
+}
+
+pub fn run_session(start: Start) {
+    let Start { mut sock, rest, accept, id, ctl, instance_id, seat } = start;
     // A smaller buffer only costs throughput to a client that reads at full speed.
-    let _ = nix::sys::socket::setsockopt(&stream, nix::sys::socket::sockopt::SndBuf, &SEND_BUFFER);
+    let _ = nix::sys::socket::setsockopt(&sock, nix::sys::socket::sockopt::SndBuf, &SEND_BUFFER);
     let Ok(poll) = Poll::new() else { return };
     let Ok(waker) = Waker::new(poll.registry(), WAKE) else { return };
-    let mut sock = mio::net::TcpStream::from_std(stream);
+    let waker = Arc::new(waker);
     if poll.registry().register(&mut sock, SOCKET, Interest::READABLE | Interest::WRITABLE).is_err()
     {
         return;
     }
+    let tx = SessionTx::new(&ctl, waker.clone(), seat);
     let config = WebSocketConfig::default()
         .max_message_size(Some(MAX_CLIENT_MESSAGE))
         .max_frame_size(Some(MAX_CLIENT_MESSAGE))
         .write_buffer_size(0);
-    let conn = Conn { sock, out: Vec::new(), sent: 0 };
-    let ws = WebSocket::from_partially_read(conn, head.rest, Role::Server, Some(config));
-    let (tx, rx) = crossbeam_channel::bounded(OUTBOX_FRAMES);
-    let (log_tx, log_rx) = crossbeam_channel::bounded(OUTBOX_LOGS);
+    // The 101 and `hello` go out first, through the same buffer as every frame.
+    let mut out = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+    )
+    .into_bytes();
+    out.extend_from_slice(&wire::hello(&instance_id));
+    let conn = Conn { sock, out, sent: 0 };
+    let ws = WebSocket::from_partially_read(conn, rest, Role::Server, Some(config));
+    let (frames, frames_rx) = frame_queue(REPLY_QUEUE_BYTES);
+    let (logs, logs_rx) = frame_queue(LOG_QUEUE_BYTES);
     let kick = Arc::new(AtomicU8::new(KICK_NONE));
-    let outbox = Outbox { frames: tx, logs: log_tx, kick: kick.clone(), waker: Arc::new(waker) };
-    let mut s = Session { ws, id, ctx, frames: rx, logs: log_rx, kick, drain_before_close: false };
-    let hello = wire::hello(&ctx.instance_id);
-    s.ws.get_mut().out.extend_from_slice(&hello);
+    let outbox = Outbox { frames, logs, kick: kick.clone(), waker };
+    let mut s =
+        Session { ws, id, tx, frames: frames_rx, logs: logs_rx, kick, drain_before_close: false };
     if s.write_queued() == Flow::Done {
         return;
     }
-    if ctx.bus.send(Msg::Opened { session: id, outbox }).is_err() {
+    if s.tx.opened(id, outbox).is_err() {
         return;
     }
     s.run(poll);
     // The state thread may be gone at shutdown; then nobody needs to know.
-    let _ = ctx.bus.send(Msg::Closed { session: id });
+    let _ = s.tx.closed(id);
 }
 
 #[derive(PartialEq)]
 enum Flow {
     Go,
+    Done,
+}
+
+/// How far `read_all` got.
+#[derive(PartialEq)]
+enum Input {
+    /// Everything the socket had is read.
+    Drained,
+    /// Stopped early: a command in flight or too much to write (see the header).
+    Paused,
+    /// The connection is over.
     Done,
 }
 
@@ -137,12 +174,12 @@ impl Write for Conn {
     }
 }
 
-struct Session<'a> {
+struct Session {
     ws: WebSocket<Conn>,
     id: SessionId,
-    ctx: &'a Ctx,
-    frames: crossbeam_channel::Receiver<crate::bus::Frame>,
-    logs: crossbeam_channel::Receiver<crate::bus::Frame>,
+    tx: SessionTx,
+    frames: FrameRx,
+    logs: FrameRx,
     kick: Arc<AtomicU8>,
     /// Closed for an oversized message: read and discard the rest of it before
     /// dropping the socket, or the kernel answers the unread bytes with a reset
@@ -150,11 +187,12 @@ struct Session<'a> {
     drain_before_close: bool,
 }
 
-impl Session<'_> {
+impl Session {
     fn run(&mut self, mut poll: Poll) {
         let mut events = Events::with_capacity(8);
         loop {
-            if self.read_all() == Flow::Done {
+            let read = self.read_all();
+            if read == Input::Done {
                 // Best effort: the answer to a client's close, if any.
                 self.write_queued();
                 if self.drain_before_close {
@@ -167,6 +205,12 @@ impl Session<'_> {
             }
             if self.write_queued() == Flow::Done {
                 return;
+            }
+            // Paused for what was waiting to be written, which the socket has
+            // now taken whole: no event would come for the client's bytes
+            // already read by the kernel.
+            if read == Input::Paused && self.unsent() <= READ_PAUSE && self.tx.ready() {
+                continue;
             }
             if let Err(e) = poll.poll(&mut events, None) {
                 if e.kind() != ErrorKind::Interrupted {
@@ -188,8 +232,13 @@ impl Session<'_> {
                 c.out.clear();
                 c.sent = 0;
                 // Replies and status events first, then log events.
+                // A page (up to 8 MiB) grew it: memory goes back once it is out.
+                if c.out.capacity() > 4 * WRITE_CHUNK {
+                    c.out = Vec::new();
+                }
                 while c.out.len() < WRITE_CHUNK {
-                    let Ok(frame) = self.frames.try_recv().or_else(|_| self.logs.try_recv()) else {
+                    let Some(frame) = self.frames.try_recv().or_else(|| self.logs.try_recv())
+                    else {
                         break;
                     };
                     c.out.extend_from_slice(&frame);
@@ -230,8 +279,17 @@ impl Session<'_> {
         let _ = c.sock.write(&c.out[c.sent..]);
     }
 
-    fn read_all(&mut self) -> Flow {
+    /// Bytes waiting to be written to the socket.
+    fn unsent(&mut self) -> usize {
+        let c = self.ws.get_mut();
+        c.out.len() - c.sent
+    }
+
+    fn read_all(&mut self) -> Input {
         loop {
+            if !self.tx.ready() || self.unsent() > READ_PAUSE {
+                return Input::Paused;
+            }
             match self.ws.read() {
                 Ok(Message::Text(t)) => self.on_text(t.as_str()),
                 Ok(Message::Binary(_)) => {
@@ -241,13 +299,13 @@ impl Session<'_> {
                 }
                 Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => {}
                 Ok(Message::Close(_)) => {}
-                Err(WsError::Io(e)) if e.kind() == ErrorKind::WouldBlock => return Flow::Go,
+                Err(WsError::Io(e)) if e.kind() == ErrorKind::WouldBlock => return Input::Drained,
                 Err(WsError::Capacity(_)) => {
                     self.close(CloseCode::Size, "message larger than 1 MiB");
                     self.drain_before_close = true;
-                    return Flow::Done;
+                    return Input::Done;
                 }
-                Err(_) => return Flow::Done,
+                Err(_) => return Input::Done,
             }
         }
     }
@@ -279,8 +337,8 @@ impl Session<'_> {
     fn on_text(&mut self, text: &str) {
         match parse_incoming(text, CAPABILITIES) {
             Incoming::Command { id, cmd } => {
-                // A failed send means shutdown; the close follows.
-                let _ = self.ctx.bus.send(Msg::Command { session: self.id, id, cmd });
+                // A failed post means shutdown; the close follows.
+                let _ = self.tx.command(self.id, id, cmd);
             }
             Incoming::Error { id, error } => self.reply(wire::error(id, error)),
             Incoming::Reject { id, error } => self.reply(wire::ack(id, Some(error))),

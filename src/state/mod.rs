@@ -1,9 +1,11 @@
 //! The state thread (`state`): the one owner of service state and the log store.
 //!
-//! It takes messages from the bus (and from its own local queue for spawn
-//! results), lets `Model` decide, and carries out the effects: spawning, signals,
-//! probes, timers, disk, terminal and session frames. It never sleeps and never
-//! waits on a client, the disk or the terminal.
+//! It takes messages from its own local queue (what it reports to itself: spawn
+//! results, a `stopCmd` that could not start), then signals, then sessions, then
+//! the bus; lets `Model` decide, and carries out the effects: spawning, signals,
+//! probes, timers, disk, terminal and session frames. It never sleeps, never
+//! sends on a channel that can be full (it has no sender of the bus at all,
+//! only `Producers`), and never waits on a client, the disk or the terminal.
 
 mod budget;
 mod model;
@@ -11,7 +13,8 @@ mod model;
 pub use model::{Effect, Failure, Model, StatusNote};
 
 use crate::bus::{
-    BusRx, BusTx, Frame, Msg, Outbox, SessionId, SvcId, KICK_SHUTDOWN, KICK_TOO_SLOW,
+    BusRx, CtlRx, Frame, FrameTx, Msg, Outbox, Posted, Producers, SessionId, Sig, SvcId, Ticket,
+    KICK_SHUTDOWN, KICK_TOO_SLOW,
 };
 use crate::config::Config;
 use crate::logs::{format_timestamp, now_ms, read_jsonl_page, BatchJson, Page, Writer};
@@ -20,7 +23,7 @@ use crate::supervisor::{self, signal_group};
 use crate::timer::Timer;
 use crate::wire;
 use budget::Budget;
-use crossbeam_channel::Sender;
+use crossbeam_channel::{Receiver, Sender};
 use flowlayer_protocol::{ErrorCode, ResultPayload};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -28,9 +31,6 @@ use std::time::{Duration, Instant};
 
 /// Largest `get_logs` result frame (protocol.md: the official client refuses 16 MiB).
 pub const MAX_RESULT_BYTES: usize = 8 * 1024 * 1024;
-/// `log` events a session may have waiting; they have a queue of their own, so a
-/// client that reads, even slowly, is never closed because of a log flood.
-pub const LOG_FRAMES_MAX: usize = crate::session::OUTBOX_LOGS;
 /// Bytes a `log` frame adds to its message (envelope, field names, seq,
 /// timestamp): enough to estimate how many frames a budget has room for.
 const MIN_LOG_FRAME: usize = 128;
@@ -47,7 +47,8 @@ const FINAL_FLUSH: Duration = Duration::from_secs(5);
 /// Everything the state thread needs besides the model.
 pub struct Io {
     pub cfg: Arc<Config>,
-    pub bus: BusTx,
+    /// Senders for the threads it starts; it never sends on the bus itself.
+    pub bus: Producers,
     pub timer: Timer,
     pub writer: Option<Writer>,
     pub printer: Printer,
@@ -67,28 +68,21 @@ struct Slot {
 }
 
 impl Slot {
-    /// Free places in its `log` queue.
-    fn room(&self) -> usize {
-        LOG_FRAMES_MAX.saturating_sub(self.outbox.logs.len())
-    }
-
     /// How many `log` frames of `line` bytes it could take now.
     fn frames_wanted(&self, line: usize) -> usize {
         if self.budget.paused() {
             return 0;
         }
-        self.room().min(self.budget.bytes() as usize / line + 1)
+        (self.outbox.logs.room() / line).min(self.budget.bytes() as usize / line + 1)
     }
 
     /// Queues the newest of `frames` (ascending, the last one's seq `newest`)
     /// that its budget and queue take, oldest first, and wakes the session.
     /// Returns how many it took.
     fn queue_newest(&mut self, frames: &[Frame], newest: u64) -> usize {
-        let fit = self.budget.take_newest(frames.iter().map(|f| f.len()), self.room());
-        let sent = frames[frames.len() - fit..]
-            .iter()
-            .take_while(|f| self.outbox.logs.try_send((*f).clone()).is_ok())
-            .count();
+        let room = FrameTx::fit_newest(frames, self.outbox.logs.room());
+        let fit = self.budget.take_newest(frames.iter().map(|f| f.len()), room);
+        let sent = self.outbox.logs.push_all(&frames[frames.len() - fit..]);
         if sent > 0 {
             self.last_seq = newest;
             // A failed wake means the session thread is gone; Closed follows.
@@ -103,6 +97,9 @@ struct Exec {
     probes: HashMap<SvcId, Sender<()>>,
     sessions: BTreeMap<SessionId, Slot>,
     local: VecDeque<Msg>,
+    /// The ticket of the session command being handled: given back (dropped)
+    /// once its reply is queued, so the session may send the next one.
+    ticket: Option<Ticket>,
     exit: bool,
     /// When the live-tail timer is armed for (at most one at a time).
     tail_at: Option<Instant>,
@@ -111,14 +108,16 @@ struct Exec {
     quiet_armed: bool,
 }
 
-/// Runs the state thread until shutdown completes. `ctl` (sessions, signals) is
-/// always served before `rx` (everything else).
-pub fn run_state(mut model: Model, io: Io, rx: BusRx, ctl: BusRx) {
+/// Runs the state thread until shutdown completes. `sigs`, then `ctl` (sessions)
+/// are always served before `rx` (everything else), so a flood of log batches
+/// never delays a Ctrl-C or a command.
+pub fn run_state(mut model: Model, io: Io, rx: BusRx, ctl: CtlRx, sigs: Receiver<Sig>) {
     let mut ex = Exec {
         io,
         probes: HashMap::new(),
         sessions: BTreeMap::new(),
         local: VecDeque::new(),
+        ticket: None,
         exit: false,
         tail_at: None,
         last_flood: None,
@@ -131,7 +130,11 @@ pub fn run_state(mut model: Model, io: Io, rx: BusRx, ctl: BusRx) {
             Some(m) => m,
             None => {
                 let got = crossbeam_channel::select_biased! {
-                    recv(ctl) -> m => m,
+                    recv(sigs) -> s => s.map(Msg::Signal),
+                    recv(ctl) -> m => m.map(|Posted { msg, ticket }| {
+                        ex.ticket = Some(ticket);
+                        msg
+                    }),
                     recv(rx) -> m => m,
                 };
                 match got {
@@ -161,6 +164,8 @@ pub fn run_state(mut model: Model, io: Io, rx: BusRx, ctl: BusRx) {
                 ex.apply_all(fx, &model);
             }
         }
+        // The message's reply, if any, is queued: the session may send again.
+        ex.ticket = None;
     }
     for (_, slot) in std::mem::take(&mut ex.sessions) {
         slot.outbox.kick(KICK_SHUTDOWN);
@@ -195,7 +200,13 @@ impl Exec {
                 self.local.push_back(msg);
             }
             Effect::StopCmd { svc, run } => {
-                supervisor::run_stop_cmd(&self.io.cfg.services[svc.0], svc, run, &self.io.bus)
+                let cfg = &self.io.cfg.services[svc.0];
+                if let Err(e) = supervisor::run_stop_cmd(cfg, svc, run, &self.io.bus) {
+                    // On the local queue: the bus may be full, and only this
+                    // thread drains it (issue 14).
+                    let error = e.to_string();
+                    self.local.push_back(Msg::StopCmdFailed { svc, run, error });
+                }
             }
             Effect::Signal { pid, sig } => signal_group(pid, sig),
             Effect::StartProbe { svc, run } => {
@@ -204,7 +215,7 @@ impl Exec {
                 self.probes.insert(svc, tx);
                 let name = self.io.cfg.services[svc.0].name.clone();
                 let job = supervisor::ProbeJob { svc, run, name, ready };
-                supervisor::spawn_probe(job, self.io.bus.clone(), rx);
+                supervisor::spawn_probe(job, self.io.bus.sender(), rx);
             }
             Effect::CancelProbe { svc } => {
                 // Dropping the sender wakes the probe thread, which then ends.
@@ -448,6 +459,8 @@ impl Exec {
         let truncated = page.truncated;
         let id_copy = id.clone();
         let writer = self.io.writer.clone();
+        // The session's next command waits for this reply.
+        let ticket = self.ticket.take();
         let spawned = std::thread::Builder::new().name("logs-page".into()).spawn(move || {
             // Lines just evicted from memory may still be queued for the files.
             if let Some(w) = writer {
@@ -465,6 +478,7 @@ impl Exec {
             if !outbox.push(frame) {
                 outbox.kick(KICK_TOO_SLOW);
             }
+            drop(ticket);
         });
         if spawned.is_err() {
             let f = Failure::new(ErrorCode::InternalError, "cannot read log history now");

@@ -6,7 +6,7 @@
 
 use super::pump::{Pump, IN_FLIGHT, PIPE_SIZES};
 use super::stop::{signal_group, GroupSignal};
-use crate::bus::{BusTx, ExitInfo, Msg, RunId, Stream, SvcId};
+use crate::bus::{BusTx, ExitInfo, Msg, Producers, RunId, Stream, SvcId};
 use crate::config::ServiceCfg;
 use crate::credit::Credit;
 use crossbeam_channel::Receiver;
@@ -72,7 +72,12 @@ pub fn port_in_use(port: u16) -> bool {
 }
 
 /// Starts one run of a service. Returns its pid; the waiter reports its end.
-pub fn launch(cfg: &ServiceCfg, svc: SvcId, run: RunId, bus: &BusTx) -> Result<u32, SpawnError> {
+pub fn launch(
+    cfg: &ServiceCfg,
+    svc: SvcId,
+    run: RunId,
+    bus: &Producers,
+) -> Result<u32, SpawnError> {
     if cfg.port > 0 && port_in_use(cfg.port) {
         return Err(SpawnError::PortInUse(cfg.port));
     }
@@ -86,7 +91,7 @@ pub fn spawn_piped(
     cfg: &ServiceCfg,
     svc: SvcId,
     run: RunId,
-    bus: &BusTx,
+    bus: &Producers,
     label: &str,
 ) -> Result<u32, SpawnError> {
     let mut child = command(argv, cfg).spawn().map_err(|e| SpawnError::Spawn {
@@ -104,7 +109,7 @@ pub fn spawn_piped(
     for (fd, stream) in pipes {
         let Some(fd) = fd else { continue };
         let (pipe, nap) = grow_pipe(fd);
-        let pump = Pump { pipe, svc, stream, bus: bus.clone(), credit: credit.clone(), nap };
+        let pump = Pump { pipe, svc, stream, bus: bus.sender(), credit: credit.clone(), nap };
         let done = done_tx.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("pump:{label}:{}", stream.as_str()))
@@ -121,7 +126,7 @@ pub fn spawn_piped(
     drop(done_tx);
     // The std handle is dropped without waiting: the waiter thread owns the pid now.
     drop(child);
-    let bus = bus.clone();
+    let bus = bus.sender();
     let waiter = std::thread::Builder::new()
         .name(format!("wait:{label}"))
         .spawn(move || run_waiter(pid, svc, run, bus, done_rx));

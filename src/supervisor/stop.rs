@@ -1,11 +1,13 @@
 //! Signalling process groups and running `stopCmd`.
 //!
 //! `signal_group` is called from the state thread (a non-blocking syscall) and
-//! from waiter threads. `run_stop_cmd` spawns the stop command with the service's
-//! env and cwd; its output joins the service's log under the current run.
+//! from waiter threads. `run_stop_cmd` (state thread) spawns the stop command
+//! with the service's env and cwd; its output joins the service's log under the
+//! current run. It sends nothing itself: a failure is returned, and the state
+//! thread queues it locally (it must never send on the bus it drains).
 
-use super::spawn::spawn_piped;
-use crate::bus::{BusTx, Msg, RunId, SvcId};
+use super::spawn::{spawn_piped, SpawnError};
+use crate::bus::{Producers, RunId, SvcId};
 use crate::config::ServiceCfg;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
@@ -32,11 +34,13 @@ pub fn signal_group(pid: u32, sig: GroupSignal) {
 /// Spawns the service's `stopCmd` (caller checked it is set) as its own run
 /// `stop_run`: its lines join the service's log, its `Exited` tells the state
 /// thread how it ended. On failure the state thread falls back to SIGTERM.
-pub fn run_stop_cmd(cfg: &ServiceCfg, svc: SvcId, stop_run: RunId, bus: &BusTx) {
-    let Some(argv) = &cfg.stop_cmd else { return };
+pub fn run_stop_cmd(
+    cfg: &ServiceCfg,
+    svc: SvcId,
+    stop_run: RunId,
+    bus: &Producers,
+) -> Result<(), SpawnError> {
+    let Some(argv) = &cfg.stop_cmd else { return Ok(()) };
     let label = format!("{}:stop", cfg.name);
-    if let Err(e) = spawn_piped(argv, cfg, svc, stop_run, bus, &label) {
-        // A failed send means the state thread is gone; nothing left to stop.
-        let _ = bus.send(Msg::StopCmdFailed { svc, run: stop_run, error: e.to_string() });
-    }
+    spawn_piped(argv, cfg, svc, stop_run, bus, &label).map(drop)
 }

@@ -13,6 +13,8 @@ mod config;
 mod logs;
 /// Session API over HTTP: auth, health, routes.
 mod session_http;
+/// Session API limits: connection caps, failed-authentication delays, bounded queues.
+mod session_limits;
 /// `get_logs`: limits, paging, history from disk.
 mod session_logs;
 /// Session API over WebSocket: handshake, commands, errors, broadcast.

@@ -13,9 +13,10 @@
 //! gigabytes (issue 14).
 //!
 //! It reads the client only while the state thread has none of its commands
-//! (`SessionTx::ready`) and while what it has to write is small
-//! (`READ_PAUSE`): a client that sends faster than it is answered, or never
-//! reads its answers, is held back by TCP, not queued for in memory.
+//! (`SessionTx::ready`) and while its own replies waiting to be written are
+//! few (`READ_PAUSE`): a client that sends faster than it is answered is held
+//! back by TCP, not queued for in memory. One that asks and never reads fills
+//! its reply queue and is closed.
 //!
 //! Outgoing frames arrive already encoded for the wire (shared by all sessions),
 //! so sending one is a copy. tungstenite reads and answers pings and closes; its
@@ -55,7 +56,8 @@ pub const MAX_CLIENT_MESSAGE: usize = 1024 * 1024;
 const CLOSE_DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
 /// Bytes of frames taken from the queues at a time (then written to the socket).
 const WRITE_CHUNK: usize = 64 * 1024;
-/// The client is not read while more than this waits to be written to it.
+/// The client is not read while more than this of the session's own replies
+/// (errors, pongs) waits to be written to it.
 const READ_PAUSE: usize = WRITE_CHUNK;
 
 const SOCKET: Token = Token(0);
@@ -113,7 +115,7 @@ pub fn run_session(start: Start) {
     )
     .into_bytes();
     out.extend_from_slice(&wire::hello(&instance_id));
-    let conn = Conn { sock, out, sent: 0 };
+    let conn = Conn { sock, out, sent: 0, local: Vec::new() };
     let ws = WebSocket::from_partially_read(conn, rest, Role::Server, Some(config));
     let (frames, frames_rx) = frame_queue(REPLY_QUEUE_BYTES);
     let (logs, logs_rx) = frame_queue(LOG_QUEUE_BYTES);
@@ -121,7 +123,7 @@ pub fn run_session(start: Start) {
     let outbox = Outbox { frames, logs, kick: kick.clone(), waker };
     let mut s =
         Session { ws, id, tx, frames: frames_rx, logs: logs_rx, kick, drain_before_close: false };
-    if s.write_queued() == Flow::Done {
+    if s.write_out(true) == Flow::Done {
         return;
     }
     if s.tx.opened(id, outbox).is_err() {
@@ -150,12 +152,18 @@ enum Input {
 }
 
 /// The socket as tungstenite sees it: reads come from the socket, writes go to
-/// `out`, which the session writes to the socket in order.
+/// `local`. The session writes `out` to the socket, and refills it at frame
+/// boundaries with `local` first, then frames from its queues: frames never
+/// interleave, and what the session writes of its own (pongs, errors, the
+/// close) is counted apart from what the state thread queued.
 struct Conn {
     sock: mio::net::TcpStream,
+    /// Being written: whole frames.
     out: Vec<u8>,
     /// Bytes of `out` already on the socket.
     sent: usize,
+    /// tungstenite's frames and the session's own replies, waiting for `out`.
+    local: Vec<u8>,
 }
 
 impl Read for Conn {
@@ -166,7 +174,7 @@ impl Read for Conn {
 
 impl Write for Conn {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.out.extend_from_slice(buf);
+        self.local.extend_from_slice(buf);
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -193,8 +201,9 @@ impl Session {
         loop {
             let read = self.read_all();
             if read == Input::Done {
-                // Best effort: the answer to a client's close, if any.
-                self.write_queued();
+                // Best effort: the answer to a client's close, if any, and
+                // nothing queued after it.
+                self.write_out(false);
                 if self.drain_before_close {
                     self.drain(&mut poll, &mut events);
                 }
@@ -203,13 +212,13 @@ impl Session {
             if self.check_kick() == Flow::Done {
                 return;
             }
-            if self.write_queued() == Flow::Done {
+            if self.write_out(true) == Flow::Done {
                 return;
             }
-            // Paused for what was waiting to be written, which the socket has
-            // now taken whole: no event would come for the client's bytes
-            // already read by the kernel.
-            if read == Input::Paused && self.unsent() <= READ_PAUSE && self.tx.ready() {
+            // Paused for replies of its own, which the socket has now taken:
+            // no event would come for the client's bytes already read by the
+            // kernel.
+            if read == Input::Paused && self.may_read() {
                 continue;
             }
             if let Err(e) = poll.poll(&mut events, None) {
@@ -220,9 +229,10 @@ impl Session {
         }
     }
 
-    /// Writes `out`, refilling it from the queue, while the socket takes it.
-    fn write_queued(&mut self) -> Flow {
-        // tungstenite's own frames (pongs, close) into `out`; it cannot block.
+    /// Writes `out` while the socket takes it, refilling it with `local`, then
+    /// (`queued`) with frames from the queues.
+    fn write_out(&mut self, queued: bool) -> Flow {
+        // tungstenite's own frames (pongs, close) into `local`; it cannot block.
         if self.ws.flush().is_err() {
             return Flow::Done;
         }
@@ -231,11 +241,18 @@ impl Session {
             if c.sent == c.out.len() {
                 c.out.clear();
                 c.sent = 0;
-                // Replies and status events first, then log events.
                 // A page (up to 8 MiB) grew it: memory goes back once it is out.
                 if c.out.capacity() > 4 * WRITE_CHUNK {
                     c.out = Vec::new();
                 }
+                if !c.local.is_empty() {
+                    std::mem::swap(&mut c.out, &mut c.local);
+                    continue;
+                }
+                if !queued {
+                    return Flow::Go;
+                }
+                // Replies and status events first, then log events.
                 while c.out.len() < WRITE_CHUNK {
                     let Some(frame) = self.frames.try_recv().or_else(|| self.logs.try_recv())
                     else {
@@ -274,20 +291,18 @@ impl Session {
     /// be reading at all).
     fn close(&mut self, code: CloseCode, reason: &'static str) {
         let _ = self.ws.close(Some(CloseFrame { code, reason: reason.into() }));
-        let _ = self.ws.flush();
-        let c = self.ws.get_mut();
-        let _ = c.sock.write(&c.out[c.sent..]);
+        self.write_out(false);
     }
 
-    /// Bytes waiting to be written to the socket.
-    fn unsent(&mut self) -> usize {
-        let c = self.ws.get_mut();
-        c.out.len() - c.sent
+    /// The state thread has no command of this session, and its own replies
+    /// waiting to be written are few: the client may be read.
+    fn may_read(&mut self) -> bool {
+        self.tx.ready() && self.ws.get_mut().local.len() <= READ_PAUSE
     }
 
     fn read_all(&mut self) -> Input {
         loop {
-            if !self.tx.ready() || self.unsent() > READ_PAUSE {
+            if !self.may_read() {
                 return Input::Paused;
             }
             match self.ws.read() {
@@ -331,7 +346,7 @@ impl Session {
     }
 
     fn reply(&mut self, frame: crate::bus::Frame) {
-        self.ws.get_mut().out.extend_from_slice(&frame);
+        self.ws.get_mut().local.extend_from_slice(&frame);
     }
 
     fn on_text(&mut self, text: &str) {

@@ -360,3 +360,12 @@ pub fn marks(path: &Path) -> Vec<(String, u128, i32)> {
 pub fn mark_time(path: &Path, event: &str) -> Option<u128> {
     marks(path).into_iter().find(|(e, ..)| e == event).map(|(_, t, _)| t)
 }
+
+/// A number from `/proc/<pid>/status` (`Threads`; `VmRSS`, `VmHWM` in kB).
+pub fn proc_status(pid: u32, key: &str) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no {key} in /proc/{pid}/status"))
+}

@@ -197,10 +197,17 @@ Flags:
   <path>              config file (used when neither flag is given)
   -s, --bind <bind>   enable the session API on <bind>: 6999 (127.0.0.1:6999),
                       :6999 (all interfaces) or host:port; overrides session.bind
-  -token, --token <v> bearer token for the session API; overrides session.token
+  -token, --token <v> bearer token for the session API; overrides FLOWLAYER_TOKEN and
+                      session.token. Other users can read it in the process list (ps):
+                      prefer FLOWLAYER_TOKEN or session.token
   --no-color          no ANSI colour (also when NO_COLOR is set, or stdout is not a terminal)
   -h, --help          this help
   --version           print the version
+
+Environment:
+  FLOWLAYER_TOKEN     bearer token for the session API when -token is not given;
+                      overrides session.token (set but blank is an error)
+  NO_COLOR            non-empty: no ANSI colour
 
 Config discovery (when no path is given), in the current directory:
   {discovery}

@@ -56,6 +56,43 @@ fn main() -> ExitCode {
     }
 }
 
+/// The environment variable that may hold the session token: unlike `-token`,
+/// it is not visible to other users in the process list.
+const TOKEN_ENV: &str = "FLOWLAYER_TOKEN";
+
+/// Where the session token came from. Priority: `-token`, then `FLOWLAYER_TOKEN`,
+/// then `session.token`, else one is generated (spec/config.md, `session`).
+#[derive(Copy, Clone, PartialEq)]
+enum TokenFrom {
+    Flag,
+    Env,
+    Config,
+    Generated,
+}
+
+/// The token the user gave, checked (`token::check`), and where it came from.
+fn given_token(
+    flag: Option<String>,
+    config: Option<&String>,
+) -> Result<Option<(String, TokenFrom)>, Fatal> {
+    if let Some(t) = flag {
+        token::check(&t).map_err(|p| Fatal::Usage(format!("-token: {p}")))?;
+        return Ok(Some((t, TokenFrom::Flag)));
+    }
+    match std::env::var(TOKEN_ENV) {
+        Ok(t) => {
+            // Set but blank is a mistake (a secret that did not arrive), not "unset".
+            token::check(&t).map_err(|p| Fatal::Usage(format!("{TOKEN_ENV}: {p}")))?;
+            return Ok(Some((t, TokenFrom::Env)));
+        }
+        Err(std::env::VarError::NotUnicode(_)) => {
+            return Err(Fatal::Usage(format!("{TOKEN_ENV}: the token is not valid UTF-8")));
+        }
+        Err(std::env::VarError::NotPresent) => {}
+    }
+    Ok(config.map(|t| (t.clone(), TokenFrom::Config)))
+}
+
 fn discover() -> Option<PathBuf> {
     cli::DISCOVERY.iter().map(PathBuf::from).find(|p| p.is_file())
 }
@@ -100,10 +137,7 @@ fn run() -> Result<ExitCode, Fatal> {
         let bind = config::parse_bind(b).map_err(|e| Fatal::Usage(format!("-s \"{b}\": {e}")))?;
         cfg.session.bind = Some(bind);
     }
-    let token_from_config = args.token.is_none() && cfg.session.token.is_some();
-    if let Some(t) = args.token.clone() {
-        cfg.session.token = Some(t);
-    }
+    let token = given_token(args.token.clone(), cfg.session.token.as_ref())?;
     let cfg = Arc::new(cfg);
     let (producers, bus_rx) = bus::bus();
     let (ctl_tx, ctl_rx) = bus::control();
@@ -113,7 +147,7 @@ fn run() -> Result<ExitCode, Fatal> {
         .map_err(|e| Fatal::Other(format!("cannot handle signals: {e}")))?;
 
     let session = match &cfg.session.bind {
-        Some(bind) => Some(start_session(&cfg, bind, token_from_config, &ctl_tx)?),
+        Some(bind) => Some(start_session(&cfg, bind, token, &ctl_tx)?),
         None => None,
     };
 
@@ -162,13 +196,17 @@ fn run() -> Result<ExitCode, Fatal> {
 fn start_session(
     cfg: &Arc<config::Config>,
     bind: &config::BindAddr,
-    token_from_config: bool,
+    token: Option<(String, TokenFrom)>,
     ctl: &bus::CtlTx,
 ) -> Result<session::SessionHandle, Fatal> {
-    let (token, generated) = match &cfg.session.token {
-        Some(t) => (t.clone(), false),
-        None => (token::generate().map_err(|e| Fatal::Other(format!("token: {e}")))?, true),
+    let (token, from) = match token {
+        Some(t) => t,
+        None => (
+            token::generate().map_err(|e| Fatal::Other(format!("token: {e}")))?,
+            TokenFrom::Generated,
+        ),
     };
+    let generated = from == TokenFrom::Generated;
     let handle = session::start(bind, token.clone(), ctl.clone())
         .map_err(|e| Fatal::Bind(format!("session API: cannot listen on {bind}: {e}")))?;
     if generated {
@@ -180,15 +218,20 @@ fn start_session(
             "[flowlayer] boot: warning: the session API listens on {bind}, reachable from the network"
         );
     }
+    if !generated && token::is_short(&token) {
+        println!(
+            "[flowlayer] boot: warning: the session token is shorter than {} characters: easier to guess",
+            token::SHORT_TOKEN
+        );
+    }
     let dial = session::dial_addr(&handle.addr);
-    if generated || !token_from_config {
-        if generated {
-            println!("[flowlayer] boot: connect: flowlayer-client-tui -addr {dial} -token {token}");
-        } else {
-            println!("[flowlayer] boot: connect: flowlayer-client-tui -addr {dial} -token <token>");
-        }
-    } else {
-        println!("[flowlayer] boot: connect: flowlayer-client-tui -config {}", cfg.path.display());
+    let connect = "[flowlayer] boot: connect: flowlayer-client-tui";
+    match from {
+        TokenFrom::Generated => println!("{connect} -addr {dial} -token {token}"),
+        // A secret the user gave is never echoed.
+        TokenFrom::Flag => println!("{connect} -addr {dial} -token <token>"),
+        TokenFrom::Env => println!("{connect} -addr {dial} -token \"${TOKEN_ENV}\""),
+        TokenFrom::Config => println!("{connect} -config {}", cfg.path.display()),
     }
     Ok(handle)
 }

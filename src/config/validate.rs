@@ -218,7 +218,13 @@ fn session(w: &mut Walk, v: &Value) -> SessionCfg {
             })
             .ok()
     });
-    let token = w.non_empty_string(o, "token", "session");
+    let token = w.string(o, "token", "session").filter(|t| match crate::token::check(t) {
+        Ok(()) => true,
+        Err(problem) => {
+            w.push(ConfigProblem::BadToken { problem });
+            false
+        }
+    });
     SessionCfg { bind, token }
 }
 
@@ -488,7 +494,7 @@ mod tests {
         );
         let expect = [
             "session.bind: \"99999\" is not a valid address",
-            "session.token: \"\" must not be empty",
+            "session.token: the token is blank",
             "logView.maxEntries: 0 must be a whole number greater than 0",
             "services.a.cmd: (empty command)",
             "services.a.kind: \"cron\" must be",
@@ -504,6 +510,14 @@ mod tests {
             assert!(p.iter().any(|x| x.starts_with(e)), "missing {e:?} in {p:#?}");
         }
         assert_eq!(p.len(), expect.len(), "{p:#?}");
+    }
+
+    #[test]
+    fn a_token_a_header_could_not_carry_is_refused_without_showing_it() {
+        let p = problems(r#"{"session":{"token":"s3cret\nmore"},"services":{"a":{"cmd":"x"}}}"#);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].starts_with("session.token: the token contains a control character"));
+        assert!(!p[0].contains("s3cret"), "{p:?}");
     }
 
     #[test]

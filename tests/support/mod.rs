@@ -17,6 +17,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 pub const SERVER: &str = env!("CARGO_BIN_EXE_flowlayer-server");
+/// The session token from the environment: the tests' own runs never inherit one.
+pub const TOKEN_ENV: &str = "FLOWLAYER_TOKEN";
 
 /// Polls `f` every 10 ms until it returns `Some`, or panics with `what` at the deadline.
 pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
@@ -181,6 +183,11 @@ impl Server {
     }
 
     pub fn start_with(fixture: &str, opts: Opts) -> Server {
+        Server::start_with_env(fixture, opts, &[])
+    }
+
+    /// `start_with`, with these environment variables set for the server.
+    pub fn start_with_env(fixture: &str, opts: Opts, env: &[(&str, &str)]) -> Server {
         let tag = fixture.trim_end_matches(".jsonc").replace('/', "-");
         let dir = opts.dir.clone().unwrap_or_else(|| temp_dir(&tag).keep());
         let config = write_config(fixture, &dir, opts.vars);
@@ -197,6 +204,8 @@ impl Server {
             .args(&args)
             .current_dir(&dir)
             .env("FL_FROM_PARENT", "inherited")
+            .env_remove(TOKEN_ENV)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(stdout)
             .stderr(stderr)
@@ -317,10 +326,17 @@ impl Drop for Server {
 
 /// Runs the server to completion (CLI tests); kills it after 10 s.
 pub fn run_cli(args: &[&str], cwd: &Path) -> (i32, String, String) {
+    run_cli_env(args, &[], cwd)
+}
+
+/// `run_cli` with these environment variables set for the server.
+pub fn run_cli_env(args: &[&str], env: &[(&str, &str)], cwd: &Path) -> (i32, String, String) {
     let mut child = Command::new(SERVER)
         .args(args)
         .current_dir(cwd)
         .env_remove("NO_COLOR")
+        .env_remove(TOKEN_ENV)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -247,8 +247,9 @@ fn live_stdout_seqs(c: &Client, service: &str) -> Vec<u64> {
 #[test]
 fn a_burst_beyond_the_live_log_budget_is_streamed_in_part_and_fetched_whole() {
     let (_s, mut c) = start_gated("tests/burst_gated.jsonc");
-    // 4,000 frames of ~1.1 KB fit the session's queue (4,096), so without a
-    // budget every one would arrive; the marker comes after all of them.
+    // 4,000 frames of ~1.1 KB come in batches of ~250 that the log queue of a
+    // client that reads (2 MiB) takes, so without a budget every one would
+    // arrive; the marker comes after all of them.
     let marker = c
         .until(T, "the marker line", |v| v["name"] == "log" && v["payload"]["service"] == "marker");
     let live = live_stdout_seqs(&c, "burst");

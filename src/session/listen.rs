@@ -185,8 +185,7 @@ struct Acceptor {
     next_session: u64,
     next_conn: usize,
     conns: HashMap<Token, Conn>,
-    /// Connections being read, oldest first (an entry whose connection moved
-    /// on is skipped when met).
+    /// The connections whose head is being read, oldest first.
     reading: VecDeque<Token>,
     penalties: Penalties,
     stop: Arc<AtomicBool>,
@@ -253,7 +252,7 @@ impl Acceptor {
     }
 
     fn admit(&mut self, mut sock: TcpStream, peer: IpAddr) {
-        if self.reading_count() >= MAX_UNAUTHENTICATED {
+        if self.reading.len() >= MAX_UNAUTHENTICATED {
             self.push_out_oldest();
         }
         let token = Token(self.next_conn);
@@ -270,23 +269,18 @@ impl Acceptor {
         self.read(token);
     }
 
-    fn reading_count(&self) -> usize {
-        self.conns.values().filter(|c| matches!(c.stage, Stage::Reading { .. })).count()
+    /// Takes a connection out of the tables.
+    fn take(&mut self, token: Token) -> Option<Conn> {
+        self.reading.retain(|t| *t != token);
+        self.conns.remove(&token)
     }
 
     /// Makes room for a new connection: the one that has waited longest for
     /// its head is told the server is busy.
     fn push_out_oldest(&mut self) {
-        while let Some(token) = self.reading.pop_front() {
-            let Some(conn) = self.conns.get(&token) else { continue };
-            if !matches!(conn.stage, Stage::Reading { .. }) {
-                continue;
-            }
-            let conn = self.conns.remove(&token).expect("looked up just above");
-            let body = error_body("busy", "too many connections waiting to be read: try again");
-            send_and_close(conn.sock, &response(503, &body, Some(1)));
-            return;
-        }
+        let Some(conn) = self.reading.front().copied().and_then(|t| self.take(t)) else { return };
+        let body = error_body("busy", "too many connections waiting to be read: try again");
+        send_and_close(conn.sock, &response(503, &body, Some(1)));
     }
 
     /// Reads what `token`'s connection sent, and acts once its head is complete.
@@ -299,12 +293,12 @@ impl Acceptor {
         let head = match got {
             Got::Waiting => return,
             Got::Gone => {
-                self.conns.remove(&token);
+                self.take(token);
                 return;
             }
             Got::Head(head) => head,
         };
-        let conn = self.conns.remove(&token).expect("read just above");
+        let Some(conn) = self.take(token) else { return };
         match head {
             Ok(head) => self.route(token, conn, head),
             Err(HeadError::TooLarge) => {
@@ -399,7 +393,7 @@ impl Acceptor {
         let due: Vec<Token> =
             self.conns.iter().filter(|(_, c)| c.due() <= now).map(|(t, _)| *t).collect();
         for token in due {
-            let Some(conn) = self.conns.remove(&token) else { continue };
+            let Some(conn) = self.take(token) else { continue };
             if let Stage::Parked { answer, .. } = &conn.stage {
                 send_and_close(conn.sock, answer);
             }

@@ -13,45 +13,17 @@ pub struct ConfigError {
 /// One problem. `at` is the JSON path of the field, like `services.api.port`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ConfigProblem {
-    Unreadable {
-        error: String,
-    },
-    Syntax {
-        message: String,
-        line: usize,
-        column: usize,
-    },
-    UnknownField {
-        at: String,
-        field: String,
-    },
-    WrongType {
-        at: String,
-        expected: &'static str,
-    },
-    Missing {
-        at: String,
-    },
-    Invalid {
-        at: String,
-        value: String,
-        rule: &'static str,
-    },
-    BadServiceName {
-        name: String,
-    },
-    UnknownDependency {
-        service: String,
-        dep: String,
-    },
-    SelfDependency {
-        service: String,
-    },
+    Unreadable { error: String },
+    Syntax { message: String, line: usize, column: usize },
+    UnknownField { at: String, field: String },
+    WrongType { at: String, expected: &'static str },
+    Missing { at: String },
+    Invalid { at: String, value: String, rule: &'static str },
+    BadServiceName { name: String },
+    UnknownDependency { service: String, dep: String },
+    SelfDependency { service: String },
     BothBindAndAddr,
-    /// `session.token` cannot be used (the message never shows the token).
-    BadToken {
-        problem: crate::token::TokenProblem,
-    },
+    BadToken { problem: crate::token::TokenProblem },
 }
 
 impl fmt::Display for ConfigProblem {
@@ -83,6 +55,7 @@ impl fmt::Display for ConfigProblem {
             ConfigProblem::BothBindAndAddr => {
                 write!(f, "session: give either \"bind\" or its alias \"addr\", not both")
             }
+            // Never shows the token: it is a secret.
             ConfigProblem::BadToken { problem } => write!(f, "session.token: {problem}"),
         }
     }

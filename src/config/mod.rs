@@ -18,6 +18,17 @@ pub const DEFAULT_READY_INTERVAL: Duration = Duration::from_millis(250);
 /// Smallest `ready.intervalMs` accepted.
 pub const MIN_READY_INTERVAL_MS: u64 = 10;
 
+/// `restart.backoffMs` default: the first restart comes a second after the exit.
+pub const DEFAULT_BACKOFF: Duration = Duration::from_millis(1000);
+/// `restart.maxBackoffMs` default: a crashing service is retried at least twice a minute.
+pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_millis(30_000);
+/// `restart.resetAfterMs` default: a run this long was not part of a crash loop.
+pub const DEFAULT_RESET_AFTER: Duration = Duration::from_millis(30_000);
+/// `restart.maxRestarts` default (health.md section 1).
+pub const DEFAULT_MAX_RESTARTS: u32 = 5;
+/// `restart.windowMs` default (health.md section 1).
+pub const DEFAULT_RESTART_WINDOW: Duration = Duration::from_millis(60_000);
+
 #[derive(Clone, Debug)]
 pub struct Config {
     /// The path as the user gave or discovery found it (shown in messages).
@@ -68,6 +79,54 @@ pub struct Ready {
     pub timeout: Option<Duration>,
 }
 
+/// When a service that exited on its own is started again (`restart`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum RestartPolicy {
+    No,
+    OnFailure,
+    Always,
+}
+
+impl RestartPolicy {
+    /// The config's word for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RestartPolicy::No => "no",
+            RestartPolicy::OnFailure => "on-failure",
+            RestartPolicy::Always => "always",
+        }
+    }
+}
+
+/// The restart policy of a service with its backoff and crash-loop limits
+/// (health.md section 1).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Restart {
+    pub policy: RestartPolicy,
+    /// Delay before the first restart; doubles for each consecutive one.
+    pub backoff: Duration,
+    /// Cap of the doubled delay.
+    pub max_backoff: Duration,
+    /// A run at least this long resets the doubling and the crash-loop count.
+    pub reset_after: Duration,
+    /// More exits than this within `window` is a crash loop: no more restarts.
+    pub max_restarts: u32,
+    pub window: Duration,
+}
+
+impl Default for Restart {
+    fn default() -> Restart {
+        Restart {
+            policy: RestartPolicy::No,
+            backoff: DEFAULT_BACKOFF,
+            max_backoff: DEFAULT_MAX_BACKOFF,
+            reset_after: DEFAULT_RESET_AFTER,
+            max_restarts: DEFAULT_MAX_RESTARTS,
+            window: DEFAULT_RESTART_WINDOW,
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct ServiceCfg {
     pub name: String,
@@ -85,6 +144,7 @@ pub struct ServiceCfg {
     pub cwd: PathBuf,
     /// The runaway guard's rules for this service (`None`: nothing is watched).
     pub guard: Option<crate::guard::GuardPolicy>,
+    pub restart: Restart,
 }
 
 impl Config {

@@ -5,8 +5,8 @@
 //! asks for every problem at once, each naming its field path.
 
 use super::{
-    parse_bind, BindAddr, Config, ConfigProblem, HttpUrl, Kind, LogView, Probe, Ready, ServiceCfg,
-    SessionCfg, DEFAULT_READY_INTERVAL, MIN_READY_INTERVAL_MS,
+    parse_bind, BindAddr, Config, ConfigProblem, HttpUrl, Kind, LogView, Probe, Ready, Restart,
+    RestartPolicy, ServiceCfg, SessionCfg, DEFAULT_READY_INTERVAL, MIN_READY_INTERVAL_MS,
 };
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
@@ -240,8 +240,19 @@ fn log_view(w: &mut Walk, v: &Value) -> LogView {
     LogView { max_entries, all_max_entries }
 }
 
-const SERVICE_FIELDS: &[&str] =
-    &["cmd", "stopCmd", "kind", "port", "ready", "dependsOn", "env", "logView", "cwd", "guard"];
+const SERVICE_FIELDS: &[&str] = &[
+    "cmd",
+    "stopCmd",
+    "kind",
+    "port",
+    "ready",
+    "dependsOn",
+    "env",
+    "logView",
+    "cwd",
+    "guard",
+    "restart",
+];
 
 /// The service (when valid) and its `dependsOn` (always, for the graph checks).
 fn service(w: &mut Walk, name: &str, v: &Value, dir: &Path) -> (Option<ServiceCfg>, Vec<String>) {
@@ -302,6 +313,10 @@ fn service_fields(
     });
     let cwd =
         w.non_empty_string(o, "cwd", &at).map(|c| resolve(dir, c)).unwrap_or(dir.to_path_buf());
+    let restart = match o.get("restart") {
+        None => Some(Restart::default()),
+        Some(r) => restart(w, r, &at, kind),
+    };
     if !valid_name {
         return None;
     }
@@ -317,7 +332,67 @@ fn service_fields(
         log_view_max,
         cwd,
         guard: None,
+        restart: restart?,
     })
+}
+
+const RESTART_FIELDS: &[&str] =
+    &["policy", "backoffMs", "maxBackoffMs", "resetAfterMs", "maxRestarts", "windowMs"];
+
+/// `restart`: a policy word, or an object with the policy and its limits.
+/// `None` when something in it was invalid (reported).
+fn restart(w: &mut Walk, v: &Value, at: &str, kind: Kind) -> Option<Restart> {
+    let at = join(at, "restart");
+    let mut r = Restart::default();
+    let before = w.problems.len();
+    // Where the policy word is, for messages about it.
+    let (word, word_at) = match v {
+        Value::String(s) => (Some(s.clone()), at.clone()),
+        Value::Object(_) => {
+            let o = w.object(v, &at, RESTART_FIELDS)?;
+            let ms = |w: &mut Walk, key: &str| {
+                w.int(o, key, &at, 1, u32::MAX as u64).map(Duration::from_millis)
+            };
+            r.backoff = ms(w, "backoffMs").unwrap_or(r.backoff);
+            r.max_backoff = ms(w, "maxBackoffMs").unwrap_or(r.max_backoff);
+            r.reset_after = ms(w, "resetAfterMs").unwrap_or(r.reset_after);
+            r.window = ms(w, "windowMs").unwrap_or(r.window);
+            r.max_restarts = w
+                .int(o, "maxRestarts", &at, 1, u32::MAX as u64)
+                .map_or(r.max_restarts, |n| n as u32);
+            if r.max_backoff < r.backoff {
+                // Either one may be the default; name the one the file gives.
+                let key = if o.contains_key("maxBackoffMs") { "maxBackoffMs" } else { "backoffMs" };
+                let value = o.get(key).map(|v| v.to_string()).unwrap_or_default();
+                let rule = if key == "maxBackoffMs" {
+                    "must not be less than backoffMs"
+                } else {
+                    "must not be more than maxBackoffMs"
+                };
+                w.invalid(join(&at, key), &value, rule);
+            }
+            (w.string(o, "policy", &at), join(&at, "policy"))
+        }
+        _ => {
+            w.push(ConfigProblem::WrongType { at, expected: "a string or an object" });
+            return None;
+        }
+    };
+    r.policy = match word.as_deref() {
+        None | Some("no") => RestartPolicy::No,
+        Some("on-failure") => RestartPolicy::OnFailure,
+        Some("always") => RestartPolicy::Always,
+        Some(other) => {
+            let rule = "must be \"no\", \"on-failure\" or \"always\"";
+            w.invalid(word_at, &format!("\"{other}\""), rule);
+            return None;
+        }
+    };
+    if r.policy == RestartPolicy::Always && kind == Kind::Oneshot {
+        let rule = "is not allowed for a oneshot, which is meant to end (use \"on-failure\")";
+        w.invalid(word_at, "\"always\"", rule);
+    }
+    (w.problems.len() == before).then_some(r)
 }
 
 /// `Some(None)` is a valid "no probe"; `None` means the field was invalid.
@@ -556,6 +631,54 @@ mod tests {
         assert_eq!(c.services[1].depends_on, vec!["a"]);
         assert_eq!(c.services[1].cwd, PathBuf::from("/base/sub"));
         assert_eq!(c.services[1].ready.clone().unwrap().probe, Probe::Tcp { port: 3000 });
+    }
+
+    #[test]
+    fn restart_takes_a_word_or_an_object_with_defaults() {
+        let c = ok(r#"{"services":{
+            "a":{"cmd":"x","restart":"on-failure"},
+            "b":{"cmd":"x","restart":{"policy":"always","backoffMs":200,"maxRestarts":3}},
+            "c":{"cmd":"x"},
+            "d":{"cmd":"x","kind":"oneshot","restart":"on-failure"}}}"#);
+        assert_eq!(c.services[0].restart.policy, RestartPolicy::OnFailure);
+        assert_eq!(c.services[0].restart.backoff, Duration::from_secs(1));
+        let b = &c.services[1].restart;
+        assert_eq!(
+            (b.policy, b.backoff, b.max_restarts),
+            (RestartPolicy::Always, Duration::from_millis(200), 3)
+        );
+        assert_eq!(b.max_backoff, Duration::from_secs(30));
+        assert_eq!(c.services[2].restart, Restart::default());
+        assert_eq!(c.services[2].restart.policy, RestartPolicy::No);
+        assert_eq!(c.services[3].restart.policy, RestartPolicy::OnFailure);
+    }
+
+    #[test]
+    fn bad_restart_values_name_their_field() {
+        let p = problems(
+            r#"{"services":{
+               "a":{"cmd":"x","restart":"sometimes"},
+               "b":{"cmd":"x","restart":{"policy":"always","backoffMs":0,"maxRestarts":-1,"windowMs":"1s"}},
+               "c":{"cmd":"x","restart":{"backoffMs":5000,"maxBackoffMs":1000,"jitter":1}},
+               "d":{"cmd":"x","kind":"oneshot","restart":"always"},
+               "e":{"cmd":"x","kind":"oneshot","restart":{"policy":"always"}},
+               "f":{"cmd":"x","restart":true}}}"#,
+        );
+        let expect = [
+            "services.a.restart: \"sometimes\" must be \"no\", \"on-failure\" or \"always\"",
+            "services.b.restart.backoffMs: 0 must be a whole number greater than 0",
+            "services.b.restart.maxRestarts: -1 must be a whole number greater than 0",
+            "services.b.restart.windowMs: expected a whole number",
+            "unknown field \"jitter\" in services.c.restart",
+            "services.c.restart.maxBackoffMs: 1000 must not be less than backoffMs",
+            "services.d.restart: \"always\" is not allowed for a oneshot",
+            "services.e.restart.policy: \"always\" is not allowed for a oneshot",
+            "services.f.restart: expected a string or an object",
+        ];
+        for e in expect {
+            assert!(p.iter().any(|x| x.starts_with(e)), "missing {e:?} in {p:#?}");
+        }
+        assert_eq!(p.len(), expect.len(), "{p:#?}");
     }
 
     #[test]

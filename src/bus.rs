@@ -15,6 +15,7 @@
 //! bus that only it drains would wait forever (issue 14).
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
+use flowlayer_protocol::CommandName;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -74,6 +75,8 @@ pub enum Sig {
 pub enum DeadlineKind {
     /// `STOP_GRACE` passed since the stop began: escalate to SIGKILL.
     StopGrace,
+    /// A restart of the restart policy is due (armed under the run that exited).
+    Restart,
 }
 
 /// A runtime command from a session, and the `get_logs` query (protocol types).
@@ -81,8 +84,20 @@ pub use flowlayer_protocol::{Command, LogQuery};
 
 /// The commands the state thread answers: announced in `hello`, and the only
 /// ones sessions pass on. Any other name, known to the protocol crate or not, is
-/// refused as `unknown_command` before its payload is read.
-pub const CAPABILITIES: &[flowlayer_protocol::CommandName] = &flowlayer_protocol::CommandName::V1;
+/// refused as `unknown_command` before its payload is read. V1 and the health
+/// extensions (health.md); `get_incidents` comes with the guard.
+pub const CAPABILITIES: &[flowlayer_protocol::CommandName] = &[
+    CommandName::GetSnapshot,
+    CommandName::GetLogs,
+    CommandName::StartService,
+    CommandName::StopService,
+    CommandName::RestartService,
+    CommandName::StartAll,
+    CommandName::StopAll,
+    CommandName::GetStats,
+    CommandName::WatchStats,
+    CommandName::GetTimeline,
+];
 
 /// A WebSocket text frame ready for the wire (header and JSON payload), encoded
 /// once and shared by every session it goes to.
@@ -236,6 +251,10 @@ pub enum Msg {
     ProbeReady { svc: SvcId, run: RunId },
     /// The readiness probe of a run gave up after `ready.timeoutMs`.
     ProbeTimedOut { svc: SvcId, run: RunId },
+    /// The readiness probe of a run is failing: `count` attempts in a row have
+    /// failed with `error`. Sent on the first failure, on each change of the
+    /// error, and at most once a `PROBE_REPORT_EVERY` in between.
+    ProbeFailing { svc: SvcId, run: RunId, error: String, count: u32 },
     /// A `stopCmd` could not be spawned (the state thread falls back to SIGTERM;
     /// queued locally, never sent).
     StopCmdFailed { svc: SvcId, run: RunId, error: String },
@@ -255,6 +274,10 @@ pub enum Msg {
     Closed { session: SessionId },
     /// A session sent a valid command with an id.
     Command { session: SessionId, id: String, cmd: Command },
+    /// `GET /metrics` asks for the figures the state thread owns; the answer
+    /// goes back on `reply`, which always has room (the state thread never
+    /// waits on it).
+    Scrape { reply: Sender<crate::health::Scrape> },
 }
 
 /// Capacity of the bus. Bounded so that a state thread that falls behind slows
@@ -337,6 +360,16 @@ pub struct CtlTx(Sender<Posted>);
 
 pub type CtlRx = Receiver<Posted>;
 
+impl CtlTx {
+    /// Posts a `/metrics` scrape's request for the state thread's figures (the
+    /// answer comes on `reply`). Bounded like a session's messages: the accept
+    /// thread lets at most `session::MAX_SCRAPES` scrapes run at once.
+    pub fn scrape(&self, reply: Sender<crate::health::Scrape>) -> Result<(), Gone> {
+        let ticket = Ticket { share: None, command: false };
+        self.0.send(Posted { msg: Msg::Scrape { reply }, ticket }).map_err(|_| Gone)
+    }
+}
+
 pub fn control() -> (CtlTx, CtlRx) {
     let (tx, rx) = crossbeam_channel::unbounded();
     (CtlTx(tx), rx)
@@ -357,16 +390,17 @@ struct Share {
 /// that sends many commands is read as fast as they are answered (TCP holds
 /// the rest) and cannot make the server hold its answers in bulk.
 pub struct Ticket {
-    share: Arc<Share>,
+    /// `None` for a message that is not a session's (a `/metrics` scrape).
+    share: Option<Arc<Share>>,
     command: bool,
 }
 
 impl Drop for Ticket {
     fn drop(&mut self) {
-        if self.command {
-            self.share.busy.store(false, Ordering::Release);
+        if let (true, Some(share)) = (self.command, &self.share) {
+            share.busy.store(false, Ordering::Release);
             // A failed wake means the session thread is gone.
-            let _ = self.share.waker.wake();
+            let _ = share.waker.wake();
         }
     }
 }
@@ -391,7 +425,7 @@ impl SessionTx {
     }
 
     fn post(&self, msg: Msg, command: bool) -> Result<(), Gone> {
-        let ticket = Ticket { share: self.share.clone(), command };
+        let ticket = Ticket { share: Some(self.share.clone()), command };
         if command {
             self.share.busy.store(true, Ordering::Release);
         }

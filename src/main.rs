@@ -8,6 +8,7 @@ mod cli;
 mod config;
 mod credit;
 mod guard;
+mod health;
 mod logs;
 mod output;
 mod plan;
@@ -168,15 +169,24 @@ fn run() -> Result<ExitCode, Fatal> {
     let first_seq = logs::first_seq(cfg.logs_dir.as_deref(), logs::now_ms());
     let store = logs::LogStore::new(cfg.services.len(), logs::DEFAULT_RING_CAPACITY, first_seq);
     let other = |e: std::io::Error| Fatal::Other(format!("cannot start a thread: {e}"));
+    let timeline = match &cfg.logs_dir {
+        Some(dir) => Some(health::spawn_timeline_writer(dir).map_err(other)?),
+        None => None,
+    };
     let timer = timer::spawn_timer(producers.sender()).map_err(other)?;
+    let sampler = health::spawn_sampler(cfg.services.len()).map_err(other)?;
     let printer = output::spawn_printer(names, printer_style).map_err(other)?;
-    let model = state::Model::new(cfg.clone(), plan, store);
+    let mut model = state::Model::new(cfg.clone(), plan, store);
+    // Two servers started together still spread their restarts differently.
+    model.seed_jitter(logs::now_ms() as u64 ^ (u64::from(std::process::id()) << 32));
     let stopper = session.as_ref().map(|s| s.stopper());
     let io = state::Io {
         cfg: cfg.clone(),
         bus: producers,
         timer,
         writer,
+        timeline,
+        sampler,
         printer,
         on_shutdown: stopper.map(|s| Box::new(move || s.stop()) as Box<dyn FnOnce() + Send>),
     };

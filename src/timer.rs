@@ -2,7 +2,8 @@
 //! `Msg::Deadline` (and its live-log wake into `Msg::LiveTail`, its tidy-up
 //! after a flood into `Msg::LogsQuiet`) at the right moment. With nothing
 //! armed it sleeps in `recv` with no timeout, so an idle server wakes for
-//! nothing.
+//! nothing; a deadline that is no longer wanted (a restart that will not be
+//! made) can be taken back, so it does not wake anyone either.
 
 use crate::bus::{BusTx, DeadlineKind, Msg, RunId, SvcId};
 use crossbeam_channel::{RecvTimeoutError, Sender};
@@ -20,30 +21,41 @@ enum Alarm {
 
 type Armed = (Instant, Alarm);
 
+enum Request {
+    Arm(Armed),
+    /// Forget every armed deadline for this alarm.
+    Disarm(Alarm),
+}
+
 #[derive(Clone)]
 pub struct Timer {
-    tx: Sender<Armed>,
+    tx: Sender<Request>,
 }
 
 impl Timer {
     pub fn arm(&self, at: Instant, svc: SvcId, run: RunId, kind: DeadlineKind) {
         // The timer thread only ends with the process.
-        let _ = self.tx.send((at, Alarm::Deadline { svc, run, kind }));
+        let _ = self.tx.send(Request::Arm((at, Alarm::Deadline { svc, run, kind })));
+    }
+
+    /// Takes back what `arm` armed for this `svc`, `run` and `kind`.
+    pub fn disarm(&self, svc: SvcId, run: RunId, kind: DeadlineKind) {
+        let _ = self.tx.send(Request::Disarm(Alarm::Deadline { svc, run, kind }));
     }
 
     pub fn arm_live_tail(&self, at: Instant) {
-        let _ = self.tx.send((at, Alarm::LiveTail));
+        let _ = self.tx.send(Request::Arm((at, Alarm::LiveTail)));
     }
 
     pub fn arm_logs_quiet(&self, at: Instant) {
-        let _ = self.tx.send((at, Alarm::LogsQuiet));
+        let _ = self.tx.send(Request::Arm((at, Alarm::LogsQuiet)));
     }
 }
 
 /// `bus`: the timer may wait on a full bus (it is a producer like the pumps);
 /// the state thread's `arm` calls never wait on the timer (unbounded).
 pub fn spawn_timer(bus: BusTx) -> std::io::Result<Timer> {
-    let (tx, rx) = crossbeam_channel::unbounded::<Armed>();
+    let (tx, rx) = crossbeam_channel::unbounded::<Request>();
     std::thread::Builder::new().name("timer".into()).spawn(move || {
         let mut heap: BinaryHeap<Reverse<Armed>> = BinaryHeap::new();
         loop {
@@ -53,7 +65,8 @@ pub fn spawn_timer(bus: BusTx) -> std::io::Result<Timer> {
                 Some(at) => rx.recv_deadline(at),
             };
             match got {
-                Ok(armed) => heap.push(Reverse(armed)),
+                Ok(Request::Arm(armed)) => heap.push(Reverse(armed)),
+                Ok(Request::Disarm(alarm)) => heap.retain(|Reverse((_, a))| *a != alarm),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return,
             }

@@ -11,6 +11,7 @@
 
 use crate::bus::{Frame, CAPABILITIES};
 use crate::logs::{Batch, BatchJson};
+use crate::state::Extra;
 use flowlayer_protocol::{
     logs_result_head, logs_result_tail, Ack, ErrorBody, Event, Hello, ResultData, ResultPayload,
     ServerMessage, ServiceStatus, Snapshot, Status, LOG_EVENT_HEAD, LOG_EVENT_TAIL,
@@ -66,13 +67,14 @@ pub fn snapshot(s: Snapshot) -> Frame {
     event(Event::Snapshot(s))
 }
 
-pub fn status_event(service: &str, status: Status, timestamp: String) -> Frame {
+/// A `service_status` event; the **Extension** fields only where they apply.
+pub fn status_event(service: &str, status: Status, timestamp: String, extra: &Extra) -> Frame {
     event(Event::ServiceStatus(ServiceStatus {
         service: service.into(),
         status,
         timestamp,
-        restarts: None,
-        restart_in_ms: None,
+        restarts: extra.restarts,
+        restart_in_ms: extra.restart_in_ms,
     }))
 }
 
@@ -158,8 +160,12 @@ mod tests {
     fn frames_are_the_spec_samples_byte_for_byte() {
         let hello = hello("3f0c8a52-6c2e-4d0e-9a57-2b1d4f7e9c10");
         assert_eq!(text(&hello), sample("hello"));
-        let st = status_event("api", Status::Stopping, "2026-11-27T14:55:21.123Z".into());
+        let ts = || "2026-11-27T14:55:21.123Z".to_string();
+        let st = status_event("api", Status::Stopping, ts(), &Extra::default());
         assert_eq!(text(&st), sample("service_status"));
+        let pending = Extra { restarts: Some(2), restart_in_ms: Some(2000) };
+        let st = status_event("worker", Status::Failed, ts(), &pending);
+        assert_eq!(text(&st), sample("service_status_restart_pending"));
         let snap = snapshot(Snapshot {
             services: vec![
                 ServiceState::new("api", Status::Ready),
@@ -195,7 +201,8 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(text(&hello("i"))).unwrap();
         let names: Vec<&str> = CAPABILITIES.iter().map(|c| c.as_str()).collect();
         assert_eq!(v["payload"]["capabilities"], serde_json::json!(names));
-        assert!(!CAPABILITIES.contains(&CommandName::GetStats), "not served yet");
+        assert!(CAPABILITIES.contains(&CommandName::GetTimeline));
+        assert!(!CAPABILITIES.contains(&CommandName::GetIncidents), "not served yet");
     }
 
     /// Lines with every byte JSON must escape, and some it must not.

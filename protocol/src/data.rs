@@ -181,6 +181,33 @@ pub enum TimelineKind {
     Incident,
 }
 
+impl TimelineKind {
+    pub const ALL: [TimelineKind; 8] = [
+        TimelineKind::Status,
+        TimelineKind::Waiting,
+        TimelineKind::Probe,
+        TimelineKind::Exit,
+        TimelineKind::RestartScheduled,
+        TimelineKind::CrashLoop,
+        TimelineKind::StopRequested,
+        TimelineKind::Incident,
+    ];
+
+    /// The wire word, without serde (a view that labels entries by kind).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TimelineKind::Status => "status",
+            TimelineKind::Waiting => "waiting",
+            TimelineKind::Probe => "probe",
+            TimelineKind::Exit => "exit",
+            TimelineKind::RestartScheduled => "restart_scheduled",
+            TimelineKind::CrashLoop => "crash_loop",
+            TimelineKind::StopRequested => "stop_requested",
+            TimelineKind::Incident => "incident",
+        }
+    }
+}
+
 /// **Extension** (guard.md §3): the data of a `get_incidents` result, oldest first.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Incidents {
@@ -316,4 +343,16 @@ pub enum ResultData {
     Incidents(Incidents),
     /// `watch_stats`.
     Empty(Empty),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeline_kind_as_str_is_the_serde_word() {
+        for k in TimelineKind::ALL {
+            assert_eq!(serde_json::to_string(&k).unwrap(), format!("\"{}\"", k.as_str()));
+        }
+    }
 }

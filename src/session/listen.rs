@@ -2,7 +2,8 @@
 //! its request is authorized. It reads request heads without blocking (one
 //! `mio::Poll` for all of them), checks the bearer token, answers `/health` and
 //! every refusal itself, and starts a session thread (`ws.rs`) only for an
-//! authorized `/ws` upgrade. Sends nothing to the state thread; a session
+//! authorized `/ws` upgrade, a `metrics` thread only for an authorized
+//! `/metrics` (`health/metrics.rs`). Sends nothing to the state thread; a session
 //! thread gets the control channel's sender (`CtlTx`).
 //!
 //! A thread per accepted connection let half-open connections grow the server
@@ -42,6 +43,8 @@ use std::time::{Duration, Instant};
 
 /// WebSocket sessions open at once (one thread each). Past it, `/ws` gets 503.
 pub const MAX_SESSIONS: usize = 64;
+/// `/metrics` scrapes answered at once (one thread each). Past it, 503.
+pub const MAX_SCRAPES: usize = 4;
 /// Connections whose request head is being read.
 pub const MAX_UNAUTHENTICATED: usize = 16;
 /// Time a client gets to send its whole request head.
@@ -137,6 +140,7 @@ pub fn start(bind: &BindAddr, token: String, ctl: CtlTx) -> std::io::Result<Sess
         token,
         ctl,
         seats: Credit::new(MAX_SESSIONS),
+        scrapes: Credit::new(MAX_SCRAPES),
         instance_id: crate::token::uuid_v4()?.into(),
         next_session: 1,
         next_conn: 2,
@@ -181,6 +185,8 @@ struct Acceptor {
     ctl: CtlTx,
     /// One permit per open session, held until the state thread has its `Closed`.
     seats: Credit,
+    /// One permit per `/metrics` scrape being answered.
+    scrapes: Credit,
     instance_id: Arc<str>,
     next_session: u64,
     next_conn: usize,
@@ -342,12 +348,31 @@ impl Acceptor {
         let path = head.path.split('?').next().unwrap_or("");
         match (head.method.as_str(), path) {
             ("GET", "/health") => send_and_close(conn.sock, &response(200, r#"{"ok":true}"#, None)),
+            ("GET", "/metrics") => self.scrape(conn),
             ("GET", "/ws") => self.open_session(conn, head),
             _ => {
                 let body = error_body("not_found", &format!("no route {path}"));
                 send_and_close(conn.sock, &response(404, &body, None))
             }
         }
+    }
+
+    /// Hands an authorized `/metrics` to a thread of its own: it waits for the
+    /// state thread and reads /proc (`health/metrics.rs`), which this thread
+    /// must not. At most `MAX_SCRAPES` at once; past it, 503.
+    fn scrape(&mut self, mut conn: Conn) {
+        let permit = self.scrapes.try_take(1).filter(|_| self.grace_end.is_none());
+        let Some(permit) = permit else {
+            let body = error_body("busy", "too many scrapes at once, or shutting down");
+            return send_and_close(conn.sock, &response(503, &body, Some(1)));
+        };
+        let _ = self.poll.registry().deregister(&mut conn.sock);
+        let ctl = self.ctl.clone();
+        // Out of threads: the connection (moved into the closure) is dropped.
+        let _ = std::thread::Builder::new().name("metrics".into()).spawn(move || {
+            crate::health::metrics::serve_metrics(std::net::TcpStream::from(conn.sock), &ctl);
+            drop(permit);
+        });
     }
 
     fn parked_count(&self) -> usize {

@@ -6,17 +6,22 @@
 //! probes, timers, disk, terminal and session frames. It never sleeps, never
 //! sends on a channel that can be full (it has no sender of the bus at all,
 //! only `Producers`), and never waits on a client, the disk or the terminal.
+//! Resource readings (/proc) are the sampler's and the scrapes' work: this
+//! thread only tells them which process is whose.
 
 mod budget;
 mod model;
 
-pub use model::{Effect, Failure, Model, StatusNote};
+#[cfg(test)]
+pub use model::Counters;
+pub use model::{Effect, Extra, Failure, Model, RestartReason, ServiceView, StatusNote};
 
 use crate::bus::{
     BusRx, CtlRx, Frame, FrameTx, Msg, Outbox, Posted, Producers, SessionId, Sig, SvcId, Ticket,
     KICK_SHUTDOWN, KICK_TOO_SLOW,
 };
 use crate::config::Config;
+use crate::health::{Job, Sampler, Scrape, Sink, TimelineWriter, WatchKey};
 use crate::logs::{format_timestamp, now_ms, read_jsonl_page, BatchJson, Page, Writer};
 use crate::output::Printer;
 use crate::supervisor::{self, signal_group};
@@ -25,7 +30,7 @@ use crate::wire;
 use budget::Budget;
 use crossbeam_channel::{Receiver, Sender};
 use flowlayer_protocol::{ErrorCode, ResultPayload};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -51,6 +56,9 @@ pub struct Io {
     pub bus: Producers,
     pub timer: Timer,
     pub writer: Option<Writer>,
+    /// `timeline.jsonl`'s writer, with `logs.dir`.
+    pub timeline: Option<TimelineWriter>,
+    pub sampler: Sampler,
     pub printer: Printer,
     /// Told when shutdown begins, so the Session API stops accepting first.
     pub on_shutdown: Option<Box<dyn FnOnce() + Send>>,
@@ -106,6 +114,12 @@ struct Exec {
     /// When the last flood-sized batch came, and whether the quiet timer is armed.
     last_flood: Option<Instant>,
     quiet_armed: bool,
+    /// Sessions with `service_stats` events on.
+    watching: BTreeSet<SessionId>,
+    /// A status changed: the sampler must learn which process is whose.
+    views_changed: bool,
+    /// `log` events not streamed to sessions already closed.
+    dropped_closed: u64,
 }
 
 /// Runs the state thread until shutdown completes. `sigs`, then `ctl` (sessions)
@@ -122,6 +136,9 @@ pub fn run_state(mut model: Model, io: Io, rx: BusRx, ctl: CtlRx, sigs: Receiver
         tail_at: None,
         last_flood: None,
         quiet_armed: false,
+        watching: BTreeSet::new(),
+        views_changed: false,
+        dropped_closed: 0,
     };
     let fx = model.boot(now_ms());
     ex.apply_all(fx, &model);
@@ -146,6 +163,7 @@ pub fn run_state(mut model: Model, io: Io, rx: BusRx, ctl: CtlRx, sigs: Receiver
         match msg {
             Msg::Opened { session, outbox } => ex.open(session, outbox, &model),
             Msg::Closed { session } => ex.close(session),
+            Msg::Scrape { reply } => ex.scrape(reply, &model),
             Msg::LiveTail => ex.resume_tails(&model),
             Msg::LogsQuiet => {
                 if ex.flood_over() {
@@ -175,6 +193,9 @@ pub fn run_state(mut model: Model, io: Io, rx: BusRx, ctl: CtlRx, sigs: Receiver
     if let Some(w) = &ex.io.writer {
         w.finish();
     }
+    if let Some(t) = &mut ex.io.timeline {
+        t.finish();
+    }
     ex.io.printer.sync(FINAL_FLUSH);
 }
 
@@ -182,6 +203,11 @@ impl Exec {
     fn apply_all(&mut self, fx: Vec<Effect>, model: &Model) {
         for e in fx {
             self.apply(e, model);
+        }
+        if std::mem::take(&mut self.views_changed) {
+            // Once per message, not per transition; rare, so always sent:
+            // a subscriber that comes later finds the views up to date.
+            self.io.sampler.send(Job::Views(model.views()));
         }
     }
 
@@ -224,6 +250,20 @@ impl Exec {
             Effect::Arm { after, svc, run, kind } => {
                 self.io.timer.arm(Instant::now() + after, svc, run, kind)
             }
+            Effect::Disarm { svc, run, kind } => self.io.timer.disarm(svc, run, kind),
+            Effect::Timeline(entry) => {
+                if let Some(t) = &self.io.timeline {
+                    t.write(entry.to_json_line(self.name(model, entry.svc)));
+                }
+            }
+            Effect::Stats { session, id } => {
+                let Some(slot) = self.sessions.get(&session) else { return };
+                let outbox = slot.outbox.clone();
+                // The session's next command waits for this reply.
+                let ticket = self.ticket.take();
+                self.io.sampler.send(Job::Stats { views: model.views(), outbox, id, ticket });
+            }
+            Effect::Watch { session, every } => self.watch(session, every),
             Effect::Logs(batch) => {
                 if batch.lines.text.len() >= FLOOD_BATCH {
                     self.note_flood();
@@ -237,11 +277,12 @@ impl Exec {
                     w.write(batch);
                 }
             }
-            Effect::Status { svc, status, ts_ms, note } => {
+            Effect::Status { svc, status, ts_ms, note, extra } => {
+                self.views_changed = true;
                 self.io.printer.status(svc.0, status, note);
                 if !self.sessions.is_empty() {
                     let name = self.name(model, svc);
-                    let f = wire::status_event(name, status, format_timestamp(ts_ms));
+                    let f = wire::status_event(name, status, format_timestamp(ts_ms), &extra);
                     self.broadcast_status(f);
                 }
             }
@@ -399,8 +440,42 @@ impl Exec {
         self.close(session);
     }
 
+    /// A session's `service_stats` events start (every `every`) or stop.
+    fn watch(&mut self, session: SessionId, every: Option<Duration>) {
+        let key = WatchKey::Session(session);
+        let every = match (every, self.sessions.get(&session)) {
+            (Some(e), Some(slot)) => {
+                self.watching.insert(session);
+                Some((e, Sink::Session(slot.outbox.clone())))
+            }
+            _ => {
+                self.watching.remove(&session);
+                None
+            }
+        };
+        self.io.sampler.send(Job::Watch { key, every });
+    }
+
+    /// Answers a `/metrics` scrape with what only this thread knows.
+    fn scrape(&mut self, reply: Sender<Scrape>, model: &Model) {
+        let open: u64 = self.sessions.values().map(|s| s.dropped_logs).sum();
+        let scrape = Scrape {
+            views: model.views(),
+            sessions: self.sessions.len(),
+            dropped_logs: self.dropped_closed + open,
+            meter: self.io.sampler.meter.clone(),
+        };
+        // The channel has room for this one answer; a scrape that gave up
+        // waiting is gone, and then nobody needs it.
+        let _ = reply.try_send(scrape);
+    }
+
     fn close(&mut self, session: SessionId) {
+        if self.watching.contains(&session) {
+            self.watch(session, None);
+        }
         let Some(slot) = self.sessions.remove(&session) else { return };
+        self.dropped_closed += slot.dropped_logs;
         if slot.dropped_logs > 0 {
             self.io.printer.say(
                 format!(
@@ -422,7 +497,7 @@ impl Exec {
     /// Snapshot first, then the session joins the broadcast: nothing can fall
     /// between the two, since this thread alone changes statuses.
     fn open(&mut self, session: SessionId, outbox: Outbox, model: &Model) {
-        let snap = wire::snapshot(model.snapshot_data());
+        let snap = wire::snapshot(model.snapshot_data(now_ms()));
         if outbox.push(snap) {
             let budget = Budget::new(Instant::now(), self.sessions.len() + 1);
             let last_seq = model.store.last_seq();

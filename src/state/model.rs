@@ -6,22 +6,30 @@
 use crate::bus::{
     Command, DeadlineKind, ExitInfo, LogQuery, Msg, RunId, SessionId, Sig, Status, Stream, SvcId,
 };
-use crate::config::{Config, Kind, Probe};
+use crate::config::{Config, Kind, Probe, RestartPolicy};
+use crate::health::restart::{Backoff, Decision, Jitter, Pending};
+use crate::health::timeline::{fields, Entry, Timeline};
 use crate::logs::{Batch, Lines, LogStore, Page};
 use crate::plan::Plan;
 use crate::supervisor::GroupSignal;
 use flowlayer_protocol::{
-    AllResult, CommandName, ErrorBody, ErrorCode, ResultData, ResultPayload, ServiceResult,
-    ServiceState, Snapshot,
+    AllResult, CommandName, Empty, ErrorBody, ErrorCode, ResultData, ResultPayload, ServiceResult,
+    ServiceState, Snapshot, Timeline as TimelineData, TimelineKind, TimelineQuery,
 };
+use serde_json::json;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
+
+mod why;
 
 /// How long a stopping service gets between SIGTERM (or `stopCmd`) and SIGKILL.
 pub const STOP_GRACE: Duration = Duration::from_secs(8);
 /// `get_logs` limit when neither the client nor the config gives one.
 pub const DEFAULT_LOG_LIMIT: usize = 500;
+/// Most entries one `get_timeline` result carries (all services merged), so
+/// its frame stays far below `MAX_RESULT_BYTES` whatever the stack's size.
+pub const MAX_TIMELINE_RESULT: usize = 5000;
 
 /// Something the state thread must do for the model.
 #[derive(Debug)]
@@ -53,6 +61,25 @@ pub enum Effect {
         run: RunId,
         kind: DeadlineKind,
     },
+    /// Takes back a timer armed earlier (a restart that will not be made), so
+    /// nothing wakes for it.
+    Disarm {
+        svc: SvcId,
+        run: RunId,
+        kind: DeadlineKind,
+    },
+    /// A lifecycle entry was recorded (in `Model::timeline`): to `timeline.jsonl`.
+    Timeline(Arc<Entry>),
+    /// A `get_stats` reply: the services' resources are read off this thread.
+    Stats {
+        session: SessionId,
+        id: String,
+    },
+    /// A session's `service_stats` events start (every `every`), change or stop (`None`).
+    Watch {
+        session: SessionId,
+        every: Option<Duration>,
+    },
     /// New log lines (ring already updated): to disk, terminal and sessions.
     Logs(Arc<Batch>),
     /// A status transition: to terminal and sessions.
@@ -61,6 +88,7 @@ pub enum Effect {
         status: Status,
         ts_ms: i64,
         note: StatusNote,
+        extra: Extra,
     },
     /// A line for the terminal only.
     Say {
@@ -127,6 +155,86 @@ impl Failure {
     }
 }
 
+/// The **Extension** fields of a `service_status` event and a snapshot entry
+/// (health.md section 1). Both are left out when `None`, so a stack without a
+/// restart policy sends exactly the V1 frames.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Extra {
+    /// Automatic restarts in this server run: there for a service with a
+    /// restart policy, or once the service has been restarted automatically.
+    pub restarts: Option<u32>,
+    /// While a restart is pending: how long until it is made.
+    pub restart_in_ms: Option<u64>,
+}
+
+/// Why a service was restarted (the `reason` label of
+/// `flowlayer_service_restarts_total`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RestartReason {
+    OnFailure,
+    Always,
+    User,
+    Guard,
+}
+
+impl RestartReason {
+    pub const ALL: [RestartReason; 4] = [
+        RestartReason::OnFailure,
+        RestartReason::Always,
+        RestartReason::User,
+        RestartReason::Guard,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RestartReason::OnFailure => "on_failure",
+            RestartReason::Always => "always",
+            RestartReason::User => "user",
+            RestartReason::Guard => "guard",
+        }
+    }
+}
+
+/// A readiness probe's run of failures with one error text.
+#[derive(Debug, Clone, PartialEq)]
+struct ProbeStreak {
+    error: String,
+    /// Failures with this text so far, as the probe thread counted them.
+    count: u32,
+    /// When the first and the latest of them were reported (Unix ms).
+    first_ms: i64,
+    last_ms: i64,
+}
+
+/// A service as a stats reader and `/metrics` see it: which process tree to
+/// read and the figures the model adds to it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceView {
+    pub svc: SvcId,
+    pub name: String,
+    pub status: Status,
+    /// The main process of the current run, while it lives.
+    pub pid: Option<u32>,
+    pub run: RunId,
+    /// When the current run was spawned (Unix ms), while it lives.
+    pub started_ms: Option<i64>,
+    /// When the current run became ready (Unix ms).
+    pub ready_ms: Option<i64>,
+    /// Automatic restarts in this server run.
+    pub restarts: u32,
+    pub counters: Counters,
+}
+
+/// Counters of one service for `/metrics`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Counters {
+    /// Restarts by `RestartReason` (in `RestartReason::ALL` order).
+    pub restarts: [u64; 4],
+    /// Lines and bytes read, by stream (stdout, stderr, system).
+    pub lines: [u64; 3],
+    pub bytes: [u64; 3],
+}
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum WaitKind {
     Start,
@@ -156,6 +264,19 @@ struct Svc {
     /// SIGTERM or `stopCmd` already sent to the current run.
     stop_sent: bool,
     waiters: Vec<Waiter>,
+    /// When the current run was spawned (Unix ms), while it lives.
+    started_ms: Option<i64>,
+    /// When the current run became ready (Unix ms).
+    ready_ms: Option<i64>,
+    /// Why it has its current status (timeline, `why`).
+    cause: String,
+    /// Who asked for the stop in progress (for the status that follows it).
+    stop_cause: Option<String>,
+    /// The current run was started by the restart policy.
+    auto_start: bool,
+    backoff: Backoff,
+    probe: Option<ProbeStreak>,
+    counters: Counters,
 }
 
 #[derive(Debug)]
@@ -187,6 +308,9 @@ pub struct Model {
     svcs: Vec<Svc>,
     next_run: u64,
     pub store: LogStore,
+    /// Lifecycle entries (health.md section 3).
+    pub timeline: Timeline,
+    jitter: Jitter,
     seq: Option<Sequence>,
     booting: bool,
     shutting_down: bool,
@@ -212,15 +336,26 @@ impl Model {
                 start_after_stop: false,
                 stop_sent: false,
                 waiters: Vec::new(),
+                started_ms: None,
+                ready_ms: None,
+                cause: "not started yet".into(),
+                stop_cause: None,
+                auto_start: false,
+                backoff: Backoff::default(),
+                probe: None,
+                counters: Counters::default(),
             })
             .collect();
         let disk_logs = cfg.logs_dir.is_some();
+        let timeline = Timeline::new(cfg.services.len());
         Model {
             cfg,
             plan,
             svcs,
             next_run: 1,
             store,
+            timeline,
+            jitter: Jitter::new(0x5EED),
             seq: None,
             booting: false,
             shutting_down: false,
@@ -230,6 +365,12 @@ impl Model {
 
     fn name(&self, svc: SvcId) -> &str {
         &self.cfg.services[svc.0].name
+    }
+
+    /// Seeds the restart jitter (the server seeds it from its start time;
+    /// tests keep the fixed default and get the same delays every run).
+    pub fn seed_jitter(&mut self, seed: u64) {
+        self.jitter = Jitter::new(seed);
     }
 
     #[cfg(test)]
@@ -248,9 +389,53 @@ impl Model {
     }
 
     /// The `snapshot` event's payload and `get_snapshot`'s data.
-    pub fn snapshot_data(&self) -> Snapshot {
-        let services = self.snapshot().into_iter().map(|(n, s)| ServiceState::new(n, s)).collect();
+    pub fn snapshot_data(&self, now: i64) -> Snapshot {
+        let services = self
+            .snapshot()
+            .into_iter()
+            .enumerate()
+            .map(|(i, (n, s))| {
+                let extra = self.extra(SvcId(i), now);
+                ServiceState {
+                    restarts: extra.restarts,
+                    restart_in_ms: extra.restart_in_ms,
+                    ..ServiceState::new(n, s)
+                }
+            })
+            .collect();
         Snapshot { services }
+    }
+
+    /// The extension fields of a service's status at `now`.
+    pub fn extra(&self, svc: SvcId, now: i64) -> Extra {
+        let s = &self.svcs[svc.0];
+        let policy = self.cfg.services[svc.0].restart.policy;
+        let total = s.backoff.total;
+        Extra {
+            restarts: (policy != RestartPolicy::No || total > 0).then_some(total),
+            restart_in_ms: s.backoff.pending.as_ref().map(|p| (p.at_ms - now).max(0) as u64),
+        }
+    }
+
+    /// Every service as a stats reader or `/metrics` sees it, by name.
+    pub fn views(&self) -> Vec<ServiceView> {
+        self.cfg
+            .services
+            .iter()
+            .zip(&self.svcs)
+            .enumerate()
+            .map(|(i, (c, s))| ServiceView {
+                svc: SvcId(i),
+                name: c.name.clone(),
+                status: s.status,
+                pid: s.pid,
+                run: s.run,
+                started_ms: s.started_ms,
+                ready_ms: s.ready_ms,
+                restarts: s.backoff.total,
+                counters: s.counters.clone(),
+            })
+            .collect()
     }
 
     /// Starts the boot sequence (wave 0 onwards).
@@ -264,6 +449,7 @@ impl Model {
             kind: SeqKind::Boot,
         });
         self.advance(now, &mut fx);
+        self.note_waiting(now, &mut fx);
         fx
     }
 
@@ -271,6 +457,9 @@ impl Model {
         let mut fx = Vec::new();
         match msg {
             Msg::Lines { svc, stream, lines, permit } => {
+                let c = &mut self.svcs[svc.0].counters;
+                c.lines[stream as usize] += lines.len() as u64;
+                c.bytes[stream as usize] += lines.text.len() as u64;
                 // Lines of any run are kept: they were written, whatever came after.
                 let phase = self.svcs[svc.0].status;
                 fx.push(Effect::Logs(self.store.push(svc, phase, stream, now, lines)));
@@ -284,14 +473,21 @@ impl Model {
             }
             Msg::Exited { svc, run, exit } => self.on_exited(svc, run, exit, now, &mut fx),
             Msg::ProbeReady { svc, run } => self.on_probe_ready(svc, run, now, &mut fx),
+            Msg::ProbeFailing { svc, run, error, count } => {
+                self.on_probe_failing(svc, run, error, count, now, &mut fx)
+            }
             Msg::ProbeTimedOut { svc, run } => self.on_probe_timed_out(svc, run, now, &mut fx),
             Msg::StopCmdFailed { svc, run, error } => {
                 self.on_stop_cmd_failed(svc, run, error, now, &mut fx)
             }
             Msg::Deadline { svc, run, kind } => self.on_deadline(svc, run, kind, now, &mut fx),
-            Msg::Signal(sig) => self.on_signal(sig, &mut fx),
+            Msg::Signal(sig) => self.on_signal(sig, now, &mut fx),
             // Sessions are wired by the state thread, which owns their outboxes.
-            Msg::Opened { .. } | Msg::Closed { .. } | Msg::LiveTail | Msg::LogsQuiet => {}
+            Msg::Opened { .. }
+            | Msg::Closed { .. }
+            | Msg::LiveTail
+            | Msg::LogsQuiet
+            | Msg::Scrape { .. } => {}
             Msg::Command { session, id, cmd } => self.on_command(session, id, cmd, now, &mut fx),
         }
         self.advance(now, &mut fx);
@@ -300,22 +496,34 @@ impl Model {
 
     // ---- helpers that change state --------------------------------------------
 
-    fn set_status(&mut self, svc: SvcId, status: Status, now: i64, fx: &mut Vec<Effect>) {
-        self.set_status_detail(svc, status, None, now, fx)
+    fn set_status(
+        &mut self,
+        svc: SvcId,
+        status: Status,
+        cause: String,
+        now: i64,
+        fx: &mut Vec<Effect>,
+    ) {
+        self.set_status_detail(svc, status, None, cause, now, fx)
     }
 
+    /// A transition: `detail` is for the terminal's boot lines, `cause` for
+    /// the timeline and `why`.
     fn set_status_detail(
         &mut self,
         svc: SvcId,
         status: Status,
         detail: Option<String>,
+        cause: String,
         now: i64,
         fx: &mut Vec<Effect>,
     ) {
-        if self.svcs[svc.0].status == status {
+        let from = self.svcs[svc.0].status;
+        if from == status {
             return;
         }
         self.svcs[svc.0].status = status;
+        self.svcs[svc.0].cause = cause.clone();
         let has_probe = self.cfg.services[svc.0].ready.is_some();
         let note = if self.booting && self.seq.as_ref().is_some_and(|s| s.kind == SeqKind::Boot) {
             if status == Status::Running && has_probe {
@@ -326,33 +534,81 @@ impl Model {
         } else {
             StatusNote::Runtime
         };
-        fx.push(Effect::Status { svc, status, ts_ms: now, note });
+        let extra = self.extra(svc, now);
+        fx.push(Effect::Status { svc, status, ts_ms: now, note, extra });
+        let message = format!("{} → {}: {cause}", from.as_str(), status.as_str());
+        let f = fields(&[
+            ("status", status.as_str().into()),
+            ("from", from.as_str().into()),
+            ("cause", cause.into()),
+        ]);
+        self.record(svc, TimelineKind::Status, message, f, now, fx);
+    }
+
+    /// Records a lifecycle entry (health.md section 3) and has it written to
+    /// `timeline.jsonl`.
+    pub fn record(
+        &mut self,
+        svc: SvcId,
+        kind: TimelineKind,
+        message: String,
+        fields: serde_json::Map<String, serde_json::Value>,
+        now: i64,
+        fx: &mut Vec<Effect>,
+    ) {
+        let entry = self.timeline.push(svc, now, kind, message, fields);
+        fx.push(Effect::Timeline(entry));
     }
 
     fn system_line(&mut self, svc: SvcId, text: String, now: i64, fx: &mut Vec<Effect>) {
+        let c = &mut self.svcs[svc.0].counters;
+        c.lines[Stream::System as usize] += 1;
+        c.bytes[Stream::System as usize] += text.len() as u64;
         let phase = self.svcs[svc.0].status;
         let batch = self.store.push(svc, phase, Stream::System, now, Lines::one(text));
         fx.push(Effect::Logs(batch));
     }
 
-    fn begin_start(&mut self, svc: SvcId, now: i64, fx: &mut Vec<Effect>) {
+    fn begin_start(&mut self, svc: SvcId, cause: String, now: i64, fx: &mut Vec<Effect>) {
         let run = RunId(self.next_run);
         self.next_run += 1;
+        // A start replaces a restart still waiting for its time.
+        if let Some(p) = self.svcs[svc.0].backoff.pending.take() {
+            fx.push(Effect::Disarm { svc, run: p.after, kind: DeadlineKind::Restart });
+        }
         let s = &mut self.svcs[svc.0];
         s.run = run;
         s.stop_sent = false;
         s.start_after_stop = false;
         s.last_exit = None;
-        self.set_status(svc, Status::Starting, now, fx);
+        s.auto_start = false;
+        s.probe = None;
+        s.ready_ms = None;
+        s.stop_cause = None;
+        self.set_status(svc, Status::Starting, cause, now, fx);
         fx.push(Effect::Spawn { svc, run });
     }
 
     /// SIGTERM (or `stopCmd`) now, SIGKILL after `STOP_GRACE`. Returns false when
-    /// there is no process to stop.
-    fn begin_stop(&mut self, svc: SvcId, now: i64, fx: &mut Vec<Effect>) -> bool {
+    /// there is no process to stop. `by` names who asked (`client`, `stop_all`,
+    /// `shutdown`, `guard`) for the timeline; `None` when the server itself
+    /// stops a run that failed.
+    fn begin_stop(
+        &mut self,
+        svc: SvcId,
+        cause: &str,
+        by: Option<&'static str>,
+        now: i64,
+        fx: &mut Vec<Effect>,
+    ) -> bool {
         let Some(pid) = self.svcs[svc.0].pid else { return false };
+        if let Some(by) = by.filter(|_| !self.svcs[svc.0].stop_sent) {
+            let f = fields(&[("by", by.into())]);
+            self.record(svc, TimelineKind::StopRequested, cause.to_string(), f, now, fx);
+        }
         if self.svcs[svc.0].status != Status::Failed {
-            self.set_status(svc, Status::Stopping, now, fx);
+            self.svcs[svc.0].stop_cause.get_or_insert_with(|| cause.to_string());
+            self.set_status(svc, Status::Stopping, cause.to_string(), now, fx);
         }
         if self.svcs[svc.0].stop_sent {
             return true;
@@ -399,6 +655,110 @@ impl Model {
             .collect()
     }
 
+    // ---- the restart policy (health.md section 1) -------------------------------
+
+    /// After a run of `run_ms` ended without anyone asking: the policy's
+    /// decision, with the restart (if any) pending and its timer armed.
+    fn decide_restart(
+        &mut self,
+        svc: SvcId,
+        run: RunId,
+        run_ms: i64,
+        now: i64,
+        fx: &mut Vec<Effect>,
+    ) -> Decision {
+        let jitter = self.jitter.next();
+        let cfg = &self.cfg.services[svc.0].restart;
+        let backoff = &mut self.svcs[svc.0].backoff;
+        let decision = backoff.on_exit(cfg, run_ms, now, jitter);
+        if let Decision::Restart { attempt, delay } = decision {
+            let at_ms = now + delay.as_millis() as i64;
+            backoff.pending = Some(Pending { at_ms, attempt, after: run });
+            fx.push(Effect::Arm { after: delay, svc, run, kind: DeadlineKind::Restart });
+        }
+        decision
+    }
+
+    /// Says what the policy decided: a `system` line and a timeline entry.
+    fn announce_restart(&mut self, svc: SvcId, d: Decision, now: i64, fx: &mut Vec<Effect>) {
+        let cfg = &self.cfg.services[svc.0].restart;
+        let policy = cfg.policy.as_str();
+        match d {
+            Decision::Restart { attempt, delay } => {
+                let ms = delay.as_millis() as i64;
+                let text = format!("restart {attempt} in {} ({policy})", secs(ms));
+                self.system_line(svc, text.clone(), now, fx);
+                let f = fields(&[
+                    ("attempt", attempt.into()),
+                    ("delay_ms", ms.into()),
+                    ("policy", policy.into()),
+                ]);
+                self.record(svc, TimelineKind::RestartScheduled, text, f, now, fx);
+            }
+            Decision::CrashLoop { exits, span_ms } => {
+                let f = fields(&[
+                    ("exits", exits.into()),
+                    ("span_ms", span_ms.into()),
+                    ("max_restarts", cfg.max_restarts.into()),
+                    ("window_ms", (cfg.window.as_millis() as u64).into()),
+                ]);
+                let text = format!(
+                    "crash loop: {exits} exits in {}; not restarting; start it by hand once fixed",
+                    secs(span_ms)
+                );
+                self.system_line(svc, text.clone(), now, fx);
+                self.record(svc, TimelineKind::CrashLoop, text, f, now, fx);
+            }
+        }
+    }
+
+    /// A pending restart's time has come.
+    fn on_restart_due(&mut self, svc: SvcId, run: RunId, now: i64, fx: &mut Vec<Effect>) {
+        let s = &mut self.svcs[svc.0];
+        let due = s.backoff.pending.as_ref().is_some_and(|p| p.after == run);
+        if !due || s.run != run || s.pid.is_some() || self.shutting_down {
+            return;
+        }
+        let Some(p) = s.backoff.pending.take() else { return };
+        s.backoff.total += 1;
+        let policy = self.cfg.services[svc.0].restart.policy;
+        let reason = match policy {
+            RestartPolicy::Always => RestartReason::Always,
+            RestartPolicy::OnFailure | RestartPolicy::No => RestartReason::OnFailure,
+        };
+        s.counters.restarts[reason as usize] += 1;
+        let cause = format!("restart {} ({})", p.attempt, policy.as_str());
+        self.begin_start(svc, cause, now, fx);
+        self.svcs[svc.0].auto_start = true;
+    }
+
+    /// A stop request reached a service waiting for a restart: the restart is
+    /// not made and the service is `stopped`. True when one was pending.
+    fn cancel_restart(
+        &mut self,
+        svc: SvcId,
+        cause: &str,
+        by: &'static str,
+        now: i64,
+        fx: &mut Vec<Effect>,
+    ) -> bool {
+        let Some(p) = self.svcs[svc.0].backoff.pending.take() else { return false };
+        fx.push(Effect::Disarm { svc, run: p.after, kind: DeadlineKind::Restart });
+        let text = format!("{cause}: restart {} cancelled", p.attempt);
+        self.record(svc, TimelineKind::StopRequested, text, fields(&[("by", by.into())]), now, fx);
+        let cause = format!("restart cancelled by {cause}");
+        if self.svcs[svc.0].status == Status::Stopped {
+            // No transition, but `restart_in_ms` is gone: clients must hear it.
+            self.svcs[svc.0].cause = cause;
+            let extra = self.extra(svc, now);
+            let note = StatusNote::Quiet;
+            fx.push(Effect::Status { svc, status: Status::Stopped, ts_ms: now, note, extra });
+        } else {
+            self.set_status(svc, Status::Stopped, cause, now, fx);
+        }
+        true
+    }
+
     // ---- facts ----------------------------------------------------------------
 
     fn on_spawned(&mut self, svc: SvcId, run: RunId, pid: u32, now: i64, fx: &mut Vec<Effect>) {
@@ -406,12 +766,13 @@ impl Model {
             return;
         }
         self.svcs[svc.0].pid = Some(pid);
+        self.svcs[svc.0].started_ms = Some(now);
         if self.svcs[svc.0].status != Status::Starting {
             // Stopped while spawning (shutdown): stop the fresh process at once.
-            self.begin_stop(svc, now, fx);
+            self.begin_stop(svc, "shutdown", Some("shutdown"), now, fx);
             return;
         }
-        self.set_status(svc, Status::Running, now, fx);
+        self.set_status(svc, Status::Running, format!("spawned (pid {pid})"), now, fx);
         if self.cfg.services[svc.0].ready.is_some() {
             fx.push(Effect::StartProbe { svc, run });
         }
@@ -430,8 +791,17 @@ impl Model {
         if self.svcs[svc.0].run != run {
             return;
         }
-        self.system_line(svc, format!("failed to start: {error}"), now, fx);
-        self.set_status(svc, Status::Failed, now, fx);
+        let text = format!("failed to start: {error}");
+        self.system_line(svc, text.clone(), now, fx);
+        // A restart that cannot even spawn (its port still held) counts as one
+        // more failure of the series: the next comes later, or the crash loop
+        // ends it. A start by a user or a sequence is not retried.
+        let decision = (self.svcs[svc.0].auto_start && !self.shutting_down)
+            .then(|| self.decide_restart(svc, run, 0, now, fx));
+        self.set_status(svc, Status::Failed, text, now, fx);
+        if let Some(d) = decision {
+            self.announce_restart(svc, d, now, fx);
+        }
         let r = self.resolve(svc, &[WaitKind::Start, WaitKind::Restart], Err(error));
         fx.extend(r);
     }
@@ -457,33 +827,123 @@ impl Model {
         let s = &mut self.svcs[svc.0];
         s.pid = None;
         s.last_exit = Some(exit);
+        s.ready_ms = None;
+        let run_ms = now - s.started_ms.take().unwrap_or(now);
         let was = s.status;
+        let requested = s.stop_sent;
+        let stop_cause = s.stop_cause.take();
         fx.push(Effect::CancelProbe { svc });
-        let oneshot = self.cfg.services[svc.0].kind == Kind::Oneshot;
+        let cfg = &self.cfg.services[svc.0];
+        let oneshot = cfg.kind == Kind::Oneshot;
+        // stop_all and shutdown stop everything: nothing comes back meanwhile.
+        let stopping_all =
+            self.shutting_down || self.seq.as_ref().is_some_and(|q| !q.kind.starts());
+        let restart = !requested
+            && !stopping_all
+            && match cfg.restart.policy {
+                RestartPolicy::No => false,
+                RestartPolicy::OnFailure => !exit.success(),
+                RestartPolicy::Always => true,
+            };
         let next = match was {
             Status::Stopping => Status::Stopped,
             Status::Failed => Status::Failed,
             _ if oneshot && exit.success() => Status::Stopped,
+            // `always` restarts a daemon's clean exit: it did not fail.
+            _ if restart && exit.success() => Status::Stopped,
             _ => Status::Failed,
         };
         let text = match (was, next) {
             (Status::Stopping, _) => format!("stopped ({exit})"),
-            (_, Status::Stopped) => format!("completed ({exit})"),
+            (_, Status::Stopped) if oneshot => format!("completed ({exit})"),
+            (_, Status::Stopped) => format!("{exit}"),
             (Status::Failed, _) => format!("{exit}"),
             _ if oneshot => format!("failed: {exit}"),
             _ => format!("{exit} unexpectedly (daemons are expected to keep running)"),
         };
         self.system_line(svc, text, now, fx);
-        self.set_status(svc, next, now, fx);
+        let ran = secs(run_ms);
+        let (key, value) = match exit {
+            ExitInfo::Code(c) => ("code", c),
+            ExitInfo::Signal(s) => ("signal", s),
+        };
+        let f = fields(&[
+            (key, value.into()),
+            ("run_ms", run_ms.into()),
+            ("requested", requested.into()),
+        ]);
+        self.record(svc, TimelineKind::Exit, format!("{exit} after {ran}"), f, now, fx);
+        let decision = restart.then(|| self.decide_restart(svc, run, run_ms, now, fx));
+        let cause = match (was, stop_cause) {
+            (Status::Stopping, Some(c)) => format!("{c} ({exit})"),
+            _ => format!("{exit} after {ran}"),
+        };
+        self.set_status(svc, next, cause, now, fx);
+        if let Some(d) = decision {
+            self.announce_restart(svc, d, now, fx);
+        }
         let r = self.resolve(svc, &[WaitKind::Stop], Ok(()));
         fx.extend(r);
         if self.svcs[svc.0].start_after_stop && !self.shutting_down {
-            self.begin_start(svc, now, fx);
+            self.begin_start(svc, "restart_service from a client".into(), now, fx);
         } else if self.svcs[svc.0].start_after_stop {
             self.svcs[svc.0].start_after_stop = false;
             let r = self.resolve(svc, &[WaitKind::Restart], Err("server is shutting down".into()));
             fx.extend(r);
         }
+    }
+
+    /// What the service's probe checks, as the timeline names it
+    /// (`tcp 127.0.0.1:5432`, `http 127.0.0.1:8080/health`).
+    fn probe_target(&self, svc: SvcId) -> String {
+        match self.cfg.services[svc.0].ready.as_ref().map(|r| &r.probe) {
+            Some(Probe::Tcp { port }) => format!("tcp 127.0.0.1:{port}"),
+            Some(Probe::Http { url }) => format!("http {}:{}{}", url.host, url.port, url.path),
+            None => "probe".into(),
+        }
+    }
+
+    /// `tcp 127.0.0.1:5432: connection refused ×12 in 6.0 s`, or without the
+    /// count for a single failure.
+    fn probe_streak(&self, svc: SvcId) -> Option<String> {
+        let p = self.svcs[svc.0].probe.as_ref()?;
+        let target = self.probe_target(svc);
+        Some(if p.count <= 1 {
+            format!("{target}: {}", p.error)
+        } else {
+            format!("{target}: {} ×{} in {}", p.error, p.count, secs(p.last_ms - p.first_ms))
+        })
+    }
+
+    fn on_probe_failing(
+        &mut self,
+        svc: SvcId,
+        run: RunId,
+        error: String,
+        count: u32,
+        now: i64,
+        fx: &mut Vec<Effect>,
+    ) {
+        let s = &mut self.svcs[svc.0];
+        if s.run != run || s.status != Status::Running {
+            return;
+        }
+        if let Some(p) = s.probe.as_mut().filter(|p| p.error == error) {
+            p.count = count;
+            p.last_ms = now;
+            return;
+        }
+        // The first failure, or a new error text: an entry.
+        let before = self.probe_streak(svc);
+        let target = self.probe_target(svc);
+        let mut message = format!("{target}: {error}");
+        let mut f = fields(&[("target", target.into()), ("error", error.clone().into())]);
+        if let Some(b) = before {
+            message.push_str(&format!(" (before: {b})"));
+            f.insert("before".into(), b.into());
+        }
+        self.svcs[svc.0].probe = Some(ProbeStreak { error, count, first_ms: now, last_ms: now });
+        self.record(svc, TimelineKind::Probe, message, f, now, fx);
     }
 
     fn on_probe_ready(&mut self, svc: SvcId, run: RunId, now: i64, fx: &mut Vec<Effect>) {
@@ -495,7 +955,12 @@ impl Model {
             Probe::Tcp { port } => format!("tcp :{port}"),
             Probe::Http { url } => format!("http :{}{}", url.port, url.path),
         });
-        self.set_status_detail(svc, Status::Ready, detail, now, fx);
+        let mut cause = format!("probe passed ({})", self.probe_target(svc));
+        if let Some(streak) = self.probe_streak(svc) {
+            cause.push_str(&format!(" after {streak}"));
+        }
+        self.svcs[svc.0].ready_ms = Some(now);
+        self.set_status_detail(svc, Status::Ready, detail, cause, now, fx);
     }
 
     fn on_probe_timed_out(&mut self, svc: SvcId, run: RunId, now: i64, fx: &mut Vec<Effect>) {
@@ -510,8 +975,12 @@ impl Model {
             .map(|t| t.as_millis())
             .unwrap_or(0);
         self.system_line(svc, format!("not ready within {ms} ms: stopping it"), now, fx);
-        self.set_status(svc, Status::Failed, now, fx);
-        self.begin_stop(svc, now, fx);
+        let mut cause = format!("not ready within {ms} ms");
+        if let Some(streak) = self.probe_streak(svc) {
+            cause.push_str(&format!(" ({streak})"));
+        }
+        self.set_status(svc, Status::Failed, cause.clone(), now, fx);
+        self.begin_stop(svc, &cause, None, now, fx);
     }
 
     fn on_stop_cmd_failed(
@@ -556,10 +1025,11 @@ impl Model {
                 );
                 fx.push(Effect::Signal { pid, sig: GroupSignal::Kill });
             }
+            DeadlineKind::Restart => self.on_restart_due(svc, run, now, fx),
         }
     }
 
-    fn on_signal(&mut self, sig: Sig, fx: &mut Vec<Effect>) {
+    fn on_signal(&mut self, sig: Sig, now: i64, fx: &mut Vec<Effect>) {
         let what = match sig {
             Sig::Interrupt => "interrupt",
             Sig::Terminate => "terminate",
@@ -586,6 +1056,7 @@ impl Model {
             prefixed: true,
         });
         for i in 0..self.svcs.len() {
+            self.cancel_restart(SvcId(i), "shutdown", "shutdown", now, fx);
             self.svcs[i].start_after_stop = false;
             let r = self.resolve(
                 SvcId(i),
@@ -610,6 +1081,10 @@ impl Model {
     fn settled(&self, svc: SvcId) -> Option<bool> {
         let s = &self.svcs[svc.0];
         let cfg = &self.cfg.services[svc.0];
+        if s.backoff.pending.is_some() {
+            // Failed, but coming back: what depends on it waits for the restart.
+            return None;
+        }
         match (s.status, cfg.kind) {
             (Status::Starting | Status::Stopping, _) => None,
             (Status::Running, Kind::Oneshot) => None,
@@ -648,10 +1123,12 @@ impl Model {
             let wave = seq.waves[seq.next].clone();
             seq.next += 1;
             for svc in wave {
-                let joined = if kind.starts() {
-                    self.start_in_sequence(svc, now, fx)
-                } else {
-                    self.begin_stop(svc, now, fx)
+                let joined = match kind {
+                    SeqKind::Boot | SeqKind::StartAll => self.start_in_sequence(svc, kind, now, fx),
+                    SeqKind::StopAll => self.begin_stop(svc, "stop_all", Some("stop_all"), now, fx),
+                    SeqKind::Shutdown => {
+                        self.begin_stop(svc, "shutdown", Some("shutdown"), now, fx)
+                    }
                 };
                 if joined {
                     self.seq.as_mut().expect("sequence is running").pending.insert(svc);
@@ -660,9 +1137,66 @@ impl Model {
         }
     }
 
+    /// A start sequence began: each service that must wait for others gets a
+    /// `waiting` entry naming them and their status.
+    fn note_waiting(&mut self, now: i64, fx: &mut Vec<Effect>) {
+        for i in 0..self.svcs.len() {
+            let svc = SvcId(i);
+            if !self.waits_in_sequence(svc) {
+                continue;
+            }
+            let deps: Vec<SvcId> = self.plan.deps[i]
+                .iter()
+                .copied()
+                .filter(|d| self.settled(*d) != Some(true))
+                .collect();
+            if deps.is_empty() {
+                continue;
+            }
+            let named: Vec<String> = deps
+                .iter()
+                .map(|d| format!("{}: {}", self.name(*d), self.svcs[d.0].status.as_str()))
+                .collect();
+            let list: Vec<serde_json::Value> = deps
+                .iter()
+                .map(
+                    |d| json!({"service": self.name(*d), "status": self.svcs[d.0].status.as_str()}),
+                )
+                .collect();
+            let message = format!("waiting for {}", named.join(", "));
+            self.record(
+                svc,
+                TimelineKind::Waiting,
+                message,
+                fields(&[("dependencies", list.into())]),
+                now,
+                fx,
+            );
+        }
+    }
+
+    /// The start sequence in progress has yet to reach this service's wave.
+    fn waits_in_sequence(&self, svc: SvcId) -> bool {
+        self.seq.as_ref().is_some_and(|q| {
+            q.kind.starts()
+                && self.plan.wave_of[svc.0] >= q.next
+                && matches!(
+                    self.svcs[svc.0].status,
+                    Status::Unknown | Status::Stopped | Status::Failed
+                )
+                && self.svcs[svc.0].pid.is_none()
+        })
+    }
+
     /// Starts `svc` as part of boot or `start_all`; true when the sequence must
     /// wait for it.
-    fn start_in_sequence(&mut self, svc: SvcId, now: i64, fx: &mut Vec<Effect>) -> bool {
+    fn start_in_sequence(
+        &mut self,
+        svc: SvcId,
+        kind: SeqKind,
+        now: i64,
+        fx: &mut Vec<Effect>,
+    ) -> bool {
         match self.svcs[svc.0].status {
             Status::Starting => return true,
             Status::Running | Status::Ready => return self.settled(svc).is_none(),
@@ -681,11 +1215,17 @@ impl Model {
                 Status::Failed => "failed".to_string(),
                 s => format!("is {}", s.as_str()),
             };
-            self.system_line(svc, format!("not started: dependency \"{dep_name}\" {why}"), now, fx);
-            self.set_status(svc, Status::Stopped, now, fx);
+            let text = format!("not started: dependency \"{dep_name}\" {why}");
+            if let Some(p) = self.svcs[svc.0].backoff.pending.take() {
+                fx.push(Effect::Disarm { svc, run: p.after, kind: DeadlineKind::Restart });
+            }
+            self.system_line(svc, text.clone(), now, fx);
+            self.set_status(svc, Status::Stopped, text, now, fx);
             return false;
         }
-        self.begin_start(svc, now, fx);
+        let what = if kind == SeqKind::Boot { "boot" } else { "start_all" };
+        let cause = format!("{what} wave {}", self.plan.wave_of[svc.0]);
+        self.begin_start(svc, cause, now, fx);
         true
     }
 
@@ -755,9 +1295,10 @@ impl Model {
         };
         let shutting = || Failure::new(ErrorCode::ServiceBusy, "server is shutting down");
         let outcome: Result<Option<WaitKind>, Failure> = (|| match &cmd {
-            Command::GetSnapshot => Ok(None),
-            Command::GetLogs(q) => {
-                if let Some(name) = &q.service {
+            Command::GetSnapshot | Command::GetStats | Command::WatchStats(_) => Ok(None),
+            Command::GetLogs(LogQuery { service, .. })
+            | Command::GetTimeline(TimelineQuery { service, .. }) => {
+                if let Some(name) = service {
                     lookup(self, name)?;
                 }
                 Ok(None)
@@ -805,12 +1346,9 @@ impl Model {
                 }
                 Ok(None)
             }
-            // Not served yet: sessions refuse these before they get here
-            // (`bus::CAPABILITIES`); answered as any unknown command if one does.
-            Command::GetStats
-            | Command::WatchStats(_)
-            | Command::GetTimeline(_)
-            | Command::GetIncidents(_) => Err(Failure::new(
+            // Not served yet (the guard's): sessions refuse it before it gets
+            // here (`bus::CAPABILITIES`); answered as any unknown command if it does.
+            Command::GetIncidents(_) => Err(Failure::new(
                 ErrorCode::UnknownCommand,
                 format!("unknown command \"{}\"", cmd.name().as_str()),
             )),
@@ -827,9 +1365,20 @@ impl Model {
             Command::GetSnapshot => fx.push(Effect::Result {
                 session,
                 id,
-                outcome: Ok(ResultData::Snapshot(self.snapshot_data())),
+                outcome: Ok(ResultData::Snapshot(self.snapshot_data(now))),
             }),
             Command::GetLogs(q) => self.cmd_get_logs(session, id, q, fx),
+            Command::GetStats => fx.push(Effect::Stats { session, id }),
+            Command::WatchStats(w) => {
+                let every = Duration::from_millis(w.interval_ms());
+                let data = ResultData::Empty(Empty {});
+                fx.push(Effect::Result { session, id, outcome: Ok(data) });
+                fx.push(Effect::Watch { session, every: w.enabled.then_some(every) });
+            }
+            Command::GetTimeline(q) => {
+                let limit = q.limit();
+                self.cmd_get_timeline(session, id, q.service, limit, now, fx)
+            }
             Command::StartService(n) | Command::StopService(n) | Command::RestartService(n) => {
                 let svc = SvcId(self.cfg.service_index(&n).expect("looked up above"));
                 self.cmd_service(session, id, svc, wait.expect("service commands wait"), now, fx)
@@ -837,10 +1386,7 @@ impl Model {
             Command::StartAll => self.cmd_all(session, id, SeqKind::StartAll, now, fx),
             Command::StopAll => self.cmd_all(session, id, SeqKind::StopAll, now, fx),
             // Refused above.
-            Command::GetStats
-            | Command::WatchStats(_)
-            | Command::GetTimeline(_)
-            | Command::GetIncidents(_) => {}
+            Command::GetIncidents(_) => {}
         }
     }
 
@@ -853,6 +1399,17 @@ impl Model {
         now: i64,
         fx: &mut Vec<Effect>,
     ) {
+        match kind {
+            // A user start is a fresh series: the backoff and the crash-loop
+            // count begin again (health.md section 1).
+            WaitKind::Start | WaitKind::Restart => self.svcs[svc.0].backoff.clear(),
+            WaitKind::Stop => {
+                self.cancel_restart(svc, "stop_service from a client", "client", now, fx);
+            }
+        }
+        if kind == WaitKind::Restart {
+            self.svcs[svc.0].counters.restarts[RestartReason::User as usize] += 1;
+        }
         let alive = self.svcs[svc.0].pid.is_some();
         let up = self.svcs[svc.0].status.is_up();
         let done_now = match kind {
@@ -867,15 +1424,17 @@ impl Model {
         }
         self.svcs[svc.0].waiters.push(Waiter { session, id, kind });
         match kind {
-            WaitKind::Start => self.begin_start(svc, now, fx),
+            WaitKind::Start => self.begin_start(svc, "start_service from a client".into(), now, fx),
             WaitKind::Stop => {
-                self.begin_stop(svc, now, fx);
+                self.begin_stop(svc, "stop_service from a client", Some("client"), now, fx);
             }
             WaitKind::Restart if alive => {
-                self.begin_stop(svc, now, fx);
+                self.begin_stop(svc, "restart_service from a client", Some("client"), now, fx);
                 self.svcs[svc.0].start_after_stop = true;
             }
-            WaitKind::Restart => self.begin_start(svc, now, fx),
+            WaitKind::Restart => {
+                self.begin_start(svc, "restart_service from a client".into(), now, fx)
+            }
         }
     }
 
@@ -887,6 +1446,14 @@ impl Model {
         now: i64,
         fx: &mut Vec<Effect>,
     ) {
+        for i in 0..self.svcs.len() {
+            match kind {
+                SeqKind::StopAll => {
+                    self.cancel_restart(SvcId(i), "stop_all", "stop_all", now, fx);
+                }
+                _ => self.svcs[i].backoff.clear(),
+            }
+        }
         let mut acting = Vec::new();
         let mut failed = Vec::new();
         for (i, s) in self.svcs.iter().enumerate() {
@@ -921,6 +1488,9 @@ impl Model {
             self.stop_sequence(kind)
         });
         self.advance(now, fx);
+        if kind == SeqKind::StartAll {
+            self.note_waiting(now, fx);
+        }
     }
 
     fn cmd_get_logs(&mut self, session: SessionId, id: String, q: LogQuery, fx: &mut Vec<Effect>) {
@@ -940,6 +1510,37 @@ impl Model {
         );
         fx.push(Effect::LogsPage { session, id, service: svc, page, effective_limit });
     }
+
+    fn cmd_get_timeline(
+        &mut self,
+        session: SessionId,
+        id: String,
+        service: Option<String>,
+        limit: usize,
+        now: i64,
+        fx: &mut Vec<Effect>,
+    ) {
+        let svc = service.as_deref().and_then(|n| self.cfg.service_index(n)).map(SvcId);
+        let entries = self
+            .timeline
+            .newest(svc, limit.min(MAX_TIMELINE_RESULT))
+            .into_iter()
+            .map(|e| e.to_wire(self.name(e.svc)))
+            .collect();
+        let why = svc.map(|s| self.why(s, now));
+        let data = ResultData::Timeline(TimelineData { entries, why });
+        fx.push(Effect::Result { session, id, outcome: Ok(data) });
+    }
+}
+
+/// Seconds as the timeline writes them: `0.4 s`, `6.0 s`, `41 s`.
+pub fn secs(ms: i64) -> String {
+    let ms = ms.max(0);
+    if ms < 10_000 {
+        format!("{}.{} s", ms / 1000, (ms % 1000) / 100)
+    } else {
+        format!("{} s", (ms + 500) / 1000)
+    }
 }
 
 #[cfg(test)]
@@ -948,9 +1549,9 @@ mod tests {
     use crate::logs::DEFAULT_RING_CAPACITY;
     use std::path::Path;
 
-    const NOW: i64 = 1_000;
+    pub(super) const NOW: i64 = 1_000;
 
-    fn model(text: &str) -> Model {
+    pub(super) fn model(text: &str) -> Model {
         let cfg = crate::config::parse(text, Path::new("f"), Path::new("/")).unwrap();
         let plan = Plan::build(&cfg).unwrap();
         let store = LogStore::new(cfg.services.len(), DEFAULT_RING_CAPACITY, 1);
@@ -967,7 +1568,7 @@ mod tests {
     }
 
     /// Feeds the spawn results the state thread would queue, pid = 100 + svc.
-    fn spawned(m: &mut Model, fx: &[Effect]) -> Vec<Effect> {
+    pub(super) fn spawned(m: &mut Model, fx: &[Effect]) -> Vec<Effect> {
         let mut out = Vec::new();
         for (svc, run) in spawns(fx) {
             out.extend(m.handle(Msg::Spawned { svc, run, pid: 100 + svc.0 as u32 }, NOW));
@@ -990,7 +1591,7 @@ mod tests {
     }
 
     // ids by name order: api=0, db=1, web=2
-    const STACK: &str = r#"{"services":{
+    pub(super) const STACK: &str = r#"{"services":{
         "db":{"cmd":"x","port":5432,"ready":{"type":"tcp"}},
         "api":{"cmd":"x","dependsOn":["db"]},
         "web":{"cmd":"x","dependsOn":["api"]}}}"#;
@@ -1095,6 +1696,265 @@ mod tests {
         assert_eq!(spawns(&fx), vec![(SvcId(0), RunId(2))]);
     }
 
+    // ---- restart policy ---------------------------------------------------------
+
+    const RESTARTING: &str = r#"{"services":{
+        "a":{"cmd":"x","restart":{"policy":"on-failure","backoffMs":100,"maxBackoffMs":1000,
+             "maxRestarts":3,"windowMs":60000,"resetAfterMs":5000}},
+        "b":{"cmd":"x","dependsOn":["a"]}}}"#;
+
+    fn armed_restart(fx: &[Effect]) -> Option<(Duration, RunId)> {
+        fx.iter().find_map(|e| match e {
+            Effect::Arm { after, run, kind: DeadlineKind::Restart, .. } => Some((*after, *run)),
+            _ => None,
+        })
+    }
+
+    fn statuses(fx: &[Effect]) -> Vec<(SvcId, Status, Extra)> {
+        fx.iter()
+            .filter_map(|e| match e {
+                Effect::Status { svc, status, extra, .. } => Some((*svc, *status, *extra)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn kinds(m: &Model, svc: SvcId) -> Vec<&'static str> {
+        m.timeline.newest(Some(svc), usize::MAX).iter().map(|e| e.kind.as_str()).collect()
+    }
+
+    /// Boots `RESTARTING` (both up) and returns the model and the clock.
+    fn up() -> (Model, i64) {
+        let mut m = model(RESTARTING);
+        let fx = m.boot(NOW);
+        let fx = spawned(&mut m, &fx);
+        spawned(&mut m, &fx);
+        assert_eq!((m.status(SvcId(0)), m.status(SvcId(1))), (Status::Running, Status::Running));
+        (m, NOW)
+    }
+
+    /// The current run of `a` exits with `code` at `now`; returns the effects.
+    fn exit_a(m: &mut Model, code: i32, now: i64) -> Vec<Effect> {
+        let run = m.svcs[0].run;
+        m.handle(Msg::Exited { svc: SvcId(0), run, exit: ExitInfo::Code(code) }, now)
+    }
+
+    #[test]
+    fn a_failed_service_is_restarted_with_growing_delays_then_given_up() {
+        let (mut m, mut now) = up();
+        let mut delays = Vec::new();
+        for attempt in 1..=3 {
+            now += 50;
+            let fx = exit_a(&mut m, 1, now);
+            let (after, run) = armed_restart(&fx).expect("a restart is armed");
+            let st = statuses(&fx);
+            assert_eq!(st[0].1, Status::Failed);
+            assert_eq!(st[0].2.restarts, Some(attempt - 1));
+            assert_eq!(st[0].2.restart_in_ms, Some(after.as_millis() as u64));
+            delays.push(after);
+            now += after.as_millis() as i64;
+            let fx =
+                m.handle(Msg::Deadline { svc: SvcId(0), run, kind: DeadlineKind::Restart }, now);
+            assert_eq!(spawns(&fx).len(), 1, "attempt {attempt}");
+            spawned(&mut m, &fx);
+        }
+        assert!(delays.windows(2).all(|w| w[1] > w[0]), "{delays:?}");
+        assert!(delays[0] >= Duration::from_millis(80) && delays[0] <= Duration::from_millis(120));
+        let fx = exit_a(&mut m, 1, now + 50);
+        assert!(armed_restart(&fx).is_none(), "the fourth exit within the window is a crash loop");
+        let lines = system_lines(&fx);
+        assert!(
+            lines.iter().any(|l| l.starts_with("crash loop: 4 exits in ")
+                && l.ends_with("; not restarting; start it by hand once fixed")),
+            "{lines:?}"
+        );
+        assert_eq!(m.status(SvcId(0)), Status::Failed);
+        assert!(
+            m.why(SvcId(0), now).ends_with("; crash loop, not restarting"),
+            "{}",
+            m.why(SvcId(0), now)
+        );
+        assert_eq!(kinds(&m, SvcId(0)).last(), Some(&"crash_loop"));
+        // The dependent was never touched.
+        assert_eq!(m.status(SvcId(1)), Status::Running);
+        assert_eq!(m.svcs[1].run, RunId(2));
+        // A user start clears the count: the next exit restarts again.
+        let fx = command(&mut m, "s", Command::StartService("a".into()));
+        spawned(&mut m, &fx);
+        let fx = exit_a(&mut m, 1, now + 100);
+        assert!(armed_restart(&fx).is_some());
+    }
+
+    #[test]
+    fn a_stop_during_the_backoff_cancels_the_restart() {
+        let (mut m, now) = up();
+        let fx = exit_a(&mut m, 1, now + 10);
+        let (_, run) = armed_restart(&fx).unwrap();
+        let fx = command(&mut m, "s", Command::StopService("a".into()));
+        assert!(fx.iter().any(
+            |e| matches!(e, Effect::Disarm { run: r, kind: DeadlineKind::Restart, .. } if *r == run)
+        ));
+        assert_eq!(
+            statuses(&fx),
+            vec![(SvcId(0), Status::Stopped, Extra { restarts: Some(0), restart_in_ms: None })]
+        );
+        let result = fx.iter().find_map(|e| match e {
+            Effect::Result { outcome, .. } => Some(outcome.clone()),
+            _ => None,
+        });
+        assert_eq!(result, Some(Ok(svc_data("a", Status::Stopped))));
+        // The timer, had it fired anyway, is stale.
+        let fx =
+            m.handle(Msg::Deadline { svc: SvcId(0), run, kind: DeadlineKind::Restart }, now + 5000);
+        assert!(spawns(&fx).is_empty());
+        assert_eq!(kinds(&m, SvcId(0)).iter().filter(|k| **k == "stop_requested").count(), 1);
+    }
+
+    #[test]
+    fn shutdown_and_stop_all_cancel_pending_restarts() {
+        for stop in ["shutdown", "stop_all"] {
+            let (mut m, now) = up();
+            let fx = exit_a(&mut m, 1, now + 10);
+            assert!(armed_restart(&fx).is_some());
+            let fx = if stop == "shutdown" {
+                m.handle(Msg::Signal(Sig::Terminate), now + 20)
+            } else {
+                command(&mut m, "x", Command::StopAll)
+            };
+            assert!(fx.iter().any(|e| matches!(e, Effect::Disarm { .. })), "{stop}");
+            assert_eq!(m.status(SvcId(0)), Status::Stopped, "{stop}");
+            // b exits on its own during the stop: not restarted either.
+            assert!(m.svcs[0].backoff.pending.is_none());
+        }
+    }
+
+    #[test]
+    fn always_restarts_a_clean_exit_and_on_failure_does_not() {
+        let mut m = model(
+            r#"{"services":{"a":{"cmd":"x","restart":"always"},"b":{"cmd":"x","restart":"on-failure"}}}"#,
+        );
+        let fx = m.boot(NOW);
+        spawned(&mut m, &fx);
+        let fx = m.handle(
+            Msg::Exited { svc: SvcId(0), run: RunId(1), exit: ExitInfo::Code(0) },
+            NOW + 10,
+        );
+        assert!(armed_restart(&fx).is_some());
+        assert_eq!(m.status(SvcId(0)), Status::Stopped);
+        assert!(m
+            .why(SvcId(0), NOW + 10)
+            .starts_with("stopped: exited with code 0 after 0.0 s; restart 1 in "));
+        let fx = m.handle(
+            Msg::Exited { svc: SvcId(1), run: RunId(2), exit: ExitInfo::Code(0) },
+            NOW + 10,
+        );
+        assert!(armed_restart(&fx).is_none());
+        assert_eq!(m.status(SvcId(1)), Status::Failed);
+    }
+
+    #[test]
+    fn a_requested_stop_is_never_restarted() {
+        let (mut m, now) = up();
+        command(&mut m, "s", Command::StopService("a".into()));
+        let fx = m.handle(
+            Msg::Exited { svc: SvcId(0), run: RunId(1), exit: ExitInfo::Signal(15) },
+            now + 10,
+        );
+        assert!(armed_restart(&fx).is_none());
+        assert_eq!(m.status(SvcId(0)), Status::Stopped);
+        assert_eq!(
+            m.why(SvcId(0), now),
+            "stopped: stop_service from a client (killed by signal 15 (SIGTERM))"
+        );
+    }
+
+    #[test]
+    fn a_long_run_starts_the_series_again() {
+        let (mut m, mut now) = up();
+        for _ in 0..3 {
+            now += 50;
+            let fx = exit_a(&mut m, 1, now);
+            let (after, run) = armed_restart(&fx).unwrap();
+            now += after.as_millis() as i64;
+            let fx =
+                m.handle(Msg::Deadline { svc: SvcId(0), run, kind: DeadlineKind::Restart }, now);
+            spawned(&mut m, &fx);
+        }
+        // This run lasts past resetAfterMs: its exit is the first of a new series.
+        let fx = exit_a(&mut m, 1, now + 6000);
+        let (after, _) = armed_restart(&fx).expect("not a crash loop");
+        assert!(after <= Duration::from_millis(120), "{after:?}");
+        assert_eq!(m.extra(SvcId(0), now + 6000).restarts, Some(3));
+    }
+
+    #[test]
+    fn a_service_coming_back_holds_its_dependents_at_boot() {
+        let mut m = model(RESTARTING);
+        let fx = m.boot(NOW);
+        assert_eq!(spawns(&fx), vec![(SvcId(0), RunId(1))]);
+        // a has no probe: spawned is settled; make it fail before that instead.
+        let fx =
+            m.handle(Msg::SpawnFailed { svc: SvcId(0), run: RunId(1), error: "x".into() }, NOW);
+        assert!(armed_restart(&fx).is_none(), "a start that cannot spawn is not retried");
+        let mut m = model(
+            r#"{"services":{
+            "a":{"cmd":"x","kind":"oneshot","restart":{"policy":"on-failure","backoffMs":100}},
+            "b":{"cmd":"x","dependsOn":["a"]}}}"#,
+        );
+        let fx = m.boot(NOW);
+        spawned(&mut m, &fx);
+        let fx = m.handle(
+            Msg::Exited { svc: SvcId(0), run: RunId(1), exit: ExitInfo::Code(1) },
+            NOW + 10,
+        );
+        let (_, run) = armed_restart(&fx).unwrap();
+        assert!(spawns(&fx).is_empty());
+        assert_eq!(m.status(SvcId(1)), Status::Unknown, "b waits for a's restart");
+        assert!(
+            m.why(SvcId(1), NOW + 10).starts_with("waiting for a: failed: exited with code 1"),
+            "{}",
+            m.why(SvcId(1), NOW + 10)
+        );
+        let fx =
+            m.handle(Msg::Deadline { svc: SvcId(0), run, kind: DeadlineKind::Restart }, NOW + 200);
+        spawned(&mut m, &fx);
+        let run = m.svcs[0].run;
+        let fx = m.handle(Msg::Exited { svc: SvcId(0), run, exit: ExitInfo::Code(0) }, NOW + 300);
+        assert_eq!(spawns(&fx).len(), 1, "b starts once a completed");
+    }
+
+    #[test]
+    fn without_a_policy_frames_stay_v1() {
+        let mut m = model(r#"{"services":{"a":{"cmd":"x"}}}"#);
+        let fx = m.boot(NOW);
+        let fx2 = spawned(&mut m, &fx);
+        for (_, _, extra) in statuses(&fx).into_iter().chain(statuses(&fx2)) {
+            assert_eq!(extra, Extra::default());
+        }
+        assert_eq!(m.snapshot_data(NOW).services, vec![ServiceState::new("a", Status::Running)]);
+    }
+
+    #[test]
+    fn the_timeline_tells_the_story_of_a_run() {
+        let (mut m, now) = up();
+        exit_a(&mut m, 1, now + 400);
+        let entries = m.timeline.newest(Some(SvcId(0)), usize::MAX);
+        let told: Vec<String> =
+            entries.iter().map(|e| format!("{}: {}", e.kind.as_str(), e.message)).collect();
+        assert_eq!(
+            told[..4],
+            [
+                "status: unknown → starting: boot wave 0",
+                "status: starting → running: spawned (pid 100)",
+                "exit: exited with code 1 after 0.4 s",
+                "status: running → failed: exited with code 1 after 0.4 s",
+            ]
+        );
+        assert!(told[4].starts_with("restart_scheduled: restart 1 in 0."), "{told:?}");
+        let b = m.timeline.newest(Some(SvcId(1)), usize::MAX);
+        assert_eq!(b[0].message, "waiting for a: starting");
+    }
+
     #[test]
     fn busy_rules_follow_the_protocol() {
         let mut m = model(r#"{"services":{"a":{"cmd":"x"}}}"#);
@@ -1124,8 +1984,10 @@ mod tests {
     #[test]
     fn commands_the_server_does_not_serve_are_refused_as_unknown() {
         let mut m = model(r#"{"services":{"a":{"cmd":"x"}}}"#);
-        let fx = command(&mut m, "1", Command::GetStats);
+        let q = flowlayer_protocol::IncidentQuery::default();
+        let fx = command(&mut m, "1", Command::GetIncidents(q));
         let [Effect::Ack { outcome: Err(f), .. }] = fx.as_slice() else { panic!("{fx:?}") };
-        assert_eq!(f, &Failure::new(ErrorCode::UnknownCommand, "unknown command \"get_stats\""));
+        let message = "unknown command \"get_incidents\"";
+        assert_eq!(f, &Failure::new(ErrorCode::UnknownCommand, message));
     }
 }

@@ -1,0 +1,212 @@
+//! The meter: turns /proc readings of the services' process trees into their
+//! figures (health.md section 2), remembering what a figure needs from the
+//! reading before (the CPU time then, the processes that were in the tree).
+//!
+//! Shared, behind one lock, by every thread that reads figures: the `sampler`
+//! thread (`get_stats`, `watch_stats`, and whoever else subscribes) and the
+//! `http-conn` threads answering `/metrics`. Never the state thread: it gives
+//! them `ServiceView`s, which say which process is whose.
+
+use super::procs::{Reader, TreeReading};
+use crate::bus::{RunId, SvcId};
+use crate::logs::format_timestamp;
+use crate::state::ServiceView;
+use flowlayer_protocol::{ServiceStats, Stats};
+use std::collections::HashSet;
+
+/// A CPU figure covers at least this long: readers that come closer together
+/// (a scrape right after a sample) get the figure of the last interval, not
+/// the noise of a few clock ticks.
+const MIN_CPU_WINDOW_MS: i64 = 200;
+
+/// One service's figures at one moment.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Reading {
+    pub svc: SvcId,
+    pub name: String,
+    /// Cores in use over the last interval (1.0: one core busy).
+    pub cpu: f64,
+    pub rss_bytes: u64,
+    pub processes: u32,
+    /// CPU time of the tree since the run started, reaped children included.
+    /// Never goes down within a run.
+    pub cpu_seconds: f64,
+    pub restarts: u32,
+    pub uptime_ms: u64,
+}
+
+/// Every service's figures at one moment, by name.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct Sample {
+    pub ts_ms: i64,
+    pub services: Vec<Reading>,
+}
+
+impl Sample {
+    /// The `get_stats` data and the `service_stats` payload: CPU in cores to
+    /// three decimals, CPU seconds to the clock tick's hundredths.
+    pub fn to_stats(&self) -> Stats {
+        let services = self
+            .services
+            .iter()
+            .map(|r| ServiceStats {
+                name: r.name.clone(),
+                cpu: (r.cpu * 1000.0).round() / 1000.0,
+                rss_bytes: r.rss_bytes,
+                processes: r.processes,
+                cpu_seconds: (r.cpu_seconds * 100.0).round() / 100.0,
+                restarts: r.restarts,
+                uptime_ms: r.uptime_ms,
+            })
+            .collect();
+        Stats { timestamp: format_timestamp(self.ts_ms), services }
+    }
+}
+
+/// What the meter keeps about a service's current run between readings.
+#[derive(Clone, Debug)]
+struct Track {
+    run: RunId,
+    /// The main process's start: another one means its pid was reused.
+    root_start: u64,
+    /// The CPU seconds and the time of the reading that began the interval.
+    last: Option<(i64, f64)>,
+    cpu: f64,
+    /// Highest CPU seconds seen in this run: a process of the tree that ends
+    /// unreaped by it takes its time away, and a counter must not go down.
+    high: f64,
+    /// The processes found last time, `(pid, start)`: one that has left the
+    /// tree since (its parent died) is still the service's.
+    known: Vec<(u32, u64)>,
+}
+
+pub struct Meter {
+    reader: Reader,
+    tracks: Vec<Option<Track>>,
+}
+
+impl Meter {
+    pub fn new(services: usize) -> Meter {
+        Meter { reader: Reader::new(), tracks: vec![None; services] }
+    }
+
+    /// The server's own figures (`process_*` in `/metrics`).
+    pub fn own_figures(&mut self) -> super::procs::OwnFigures {
+        super::procs::own_figures(&mut self.reader)
+    }
+
+    /// Reads every service in `views` now (`now_ms`: Unix ms).
+    pub fn read(&mut self, views: &[ServiceView], now_ms: i64) -> Sample {
+        let mut trees: Vec<Option<TreeReading>> = Vec::with_capacity(views.len());
+        let mut counted: HashSet<u32> = HashSet::new();
+        for v in views {
+            let tree = v.pid.and_then(|pid| self.tree(v, pid));
+            if let Some(t) = &tree {
+                counted.extend(t.members.iter().map(|(p, _)| *p));
+            } else if let Some(slot) = self.tracks.get_mut(v.svc.0) {
+                *slot = None;
+            }
+            trees.push(tree);
+        }
+        self.adopted(views, &mut trees, &mut counted);
+        let hz = self.reader.machine.ticks_per_sec as f64;
+        let services = views
+            .iter()
+            .zip(trees)
+            .map(|(v, tree)| {
+                let mut r = Reading {
+                    svc: v.svc,
+                    name: v.name.clone(),
+                    cpu: 0.0,
+                    rss_bytes: 0,
+                    processes: 0,
+                    cpu_seconds: 0.0,
+                    restarts: v.restarts,
+                    uptime_ms: 0,
+                };
+                let (Some(tree), Some(Some(track))) = (tree, self.tracks.get_mut(v.svc.0)) else {
+                    return r;
+                };
+                track.known = tree.members;
+                track.high = track.high.max(tree.ticks as f64 / hz);
+                let started = v.started_ms.unwrap_or(now_ms);
+                track.cpu = match track.last {
+                    Some((at, _)) if now_ms - at < MIN_CPU_WINDOW_MS => track.cpu,
+                    Some((at, secs)) => (track.high - secs) / ((now_ms - at) as f64 / 1000.0),
+                    // The first reading of a run: its average so far.
+                    None if now_ms - started >= MIN_CPU_WINDOW_MS => {
+                        track.high / ((now_ms - started) as f64 / 1000.0)
+                    }
+                    None => 0.0,
+                };
+                if track.last.is_none_or(|(at, _)| now_ms - at >= MIN_CPU_WINDOW_MS) {
+                    track.last = Some((now_ms, track.high));
+                }
+                r.cpu = track.cpu.max(0.0);
+                r.rss_bytes = tree.rss_bytes;
+                r.processes = tree.processes;
+                r.cpu_seconds = track.high;
+                r.uptime_ms = (now_ms - started).max(0) as u64;
+                r
+            })
+            .collect();
+        Sample { ts_ms: now_ms, services }
+    }
+
+    /// The tree of a service's main process `pid`, with what left it since
+    /// the last reading; `None` when the process is gone or is not the one
+    /// this run started (its pid was reused).
+    fn tree(&mut self, v: &ServiceView, pid: u32) -> Option<TreeReading> {
+        let mut tree = self.reader.tree(pid)?;
+        let slot = self.tracks.get_mut(v.svc.0)?;
+        let track = match slot {
+            Some(t) if t.run == v.run => t,
+            _ => slot.insert(Track {
+                run: v.run,
+                root_start: tree.root_start,
+                last: None,
+                cpu: 0.0,
+                high: 0.0,
+                known: Vec::new(),
+            }),
+        };
+        if track.root_start != tree.root_start {
+            return None;
+        }
+        let known = std::mem::take(&mut track.known);
+        for (p, start) in known {
+            if tree.members.iter().any(|(m, _)| *m == p) {
+                continue;
+            }
+            // Gone, or its pid now names another process: nothing to add.
+            let Some(st) = self.reader.stat(p).filter(|s| s.start == start && !s.zombie()) else {
+                continue;
+            };
+            self.reader.add_subtree(p, st, &mut tree);
+        }
+        Some(tree)
+    }
+
+    /// Orphans the server adopted (when it is a subreaper, a service's
+    /// orphaned processes become its children): each one in a service's
+    /// process group joins that service's tree.
+    fn adopted(
+        &mut self,
+        views: &[ServiceView],
+        trees: &mut [Option<TreeReading>],
+        counted: &mut HashSet<u32>,
+    ) {
+        let leaders: HashSet<u32> = views.iter().filter_map(|v| v.pid).collect();
+        for kid in self.reader.own_children() {
+            if leaders.contains(&kid) || counted.contains(&kid) {
+                continue;
+            }
+            let Some(st) = self.reader.stat(kid).filter(|s| !s.zombie()) else { continue };
+            let Some(i) = views.iter().position(|v| v.pid == Some(st.pgrp)) else { continue };
+            let Some(tree) = trees[i].as_mut() else { continue };
+            let from = tree.members.len();
+            self.reader.add_subtree(kid, st, tree);
+            counted.extend(tree.members[from..].iter().map(|(p, _)| *p));
+        }
+    }
+}

@@ -9,6 +9,8 @@ mod boot;
 mod cli;
 /// Config validation errors as a user sees them.
 mod config;
+/// Service health (issue 12): restarts, resources, timeline, /metrics.
+mod health;
 /// Log capture: JSONL contents, seq continuity, bursts.
 mod logs;
 /// Session API over HTTP: auth, health, routes.

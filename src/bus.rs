@@ -278,6 +278,10 @@ pub enum Msg {
     /// goes back on `reply`, which always has room (the state thread never
     /// waits on it).
     Scrape { reply: Sender<crate::health::Scrape> },
+    /// A resource sample for a subscriber on this thread (the runaway guard,
+    /// subscribed with `health::Sink::State`).
+    #[allow(dead_code, reason = "the runaway guard subscribes to samples (guard.md)")]
+    Sampled(std::sync::Arc<crate::health::meter::Sample>),
 }
 
 /// Capacity of the bus. Bounded so that a state thread that falls behind slows
@@ -304,6 +308,16 @@ impl BusTx {
     /// Sends `msg`, waiting while the bus is full (back-pressure).
     pub fn send(&self, msg: Msg) -> Result<(), Gone> {
         self.0.send(msg).map_err(|_| Gone)
+    }
+
+    /// Sends `msg` unless the bus is full, and then drops it: for a message
+    /// the next of its kind replaces (a resource sample). Never waits.
+    #[allow(dead_code, reason = "the runaway guard's samples come this way (guard.md)")]
+    pub fn offer(&self, msg: Msg) -> Result<(), Gone> {
+        match self.0.try_send(msg) {
+            Ok(()) | Err(TrySendError::Full(_)) => Ok(()),
+            Err(TrySendError::Disconnected(_)) => Err(Gone),
+        }
     }
 }
 

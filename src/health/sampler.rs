@@ -9,11 +9,11 @@
 //!
 //! Receives `Job`s from the state thread (which alone knows which process is
 //! whose: `Job::Views` on every change) and from whoever subscribes. Sends
-//! frames to session outboxes and samples to subscriber channels, never
-//! blocking on either.
+//! frames to session outboxes and samples to the state thread (for the guard),
+//! never blocking on either.
 
 use super::meter::{Meter, Sample};
-use crate::bus::{Outbox, SessionId, Ticket, KICK_TOO_SLOW};
+use crate::bus::{BusTx, Msg, Outbox, SessionId, Ticket, KICK_TOO_SLOW};
 use crate::logs::now_ms;
 use crate::state::ServiceView;
 use crate::wire;
@@ -36,9 +36,11 @@ pub enum Sink {
     /// As `service_stats` events. A session whose queue is full misses one
     /// (the next comes an interval later).
     Session(Outbox),
-    /// As shared samples; one that does not fit in the channel is dropped.
+    /// To the state thread, as `Msg::Sampled` (the runaway guard, which the
+    /// state thread feeds). One that does not fit on the bus is dropped: the
+    /// next comes an interval later, and the sampler never waits.
     #[allow(dead_code, reason = "the runaway guard subscribes with it (guard.md)")]
-    Channel(Sender<Arc<Sample>>),
+    State(BusTx),
 }
 
 pub enum Job {
@@ -133,8 +135,8 @@ fn run_sampler(rx: Receiver<Job>, meter: Arc<Mutex<Meter>>) {
                         .get_or_insert_with(|| wire::event(Event::ServiceStats(sample.to_stats())));
                     outbox.push(f.clone());
                 }
-                Sink::Channel(tx) => {
-                    let _ = tx.try_send(sample.clone());
+                Sink::State(bus) => {
+                    let _ = bus.offer(Msg::Sampled(sample.clone()));
                 }
             }
             // Keep the cadence; after a stall, start again from now.

@@ -482,12 +482,14 @@ impl Model {
             }
             Msg::Deadline { svc, run, kind } => self.on_deadline(svc, run, kind, now, &mut fx),
             Msg::Signal(sig) => self.on_signal(sig, now, &mut fx),
-            // Sessions are wired by the state thread, which owns their outboxes.
+            // Sessions are wired by the state thread, which owns their outboxes;
+            // scrapes and samples are its business too.
             Msg::Opened { .. }
             | Msg::Closed { .. }
             | Msg::LiveTail
             | Msg::LogsQuiet
-            | Msg::Scrape { .. } => {}
+            | Msg::Scrape { .. }
+            | Msg::Sampled(_) => {}
             Msg::Command { session, id, cmd } => self.on_command(session, id, cmd, now, &mut fx),
         }
         self.advance(now, &mut fx);

@@ -139,7 +139,7 @@ impl Reader {
 
     /// Reads `path` into `buf`; false when it cannot (gone, not allowed). With
     /// `own`, also false when the file's owner is another user (the owner of a
-    /// /proc/<pid> file is the process's user).
+    /// `/proc/<pid>` file is the process's user).
     fn read(&mut self, path: &str, own: bool) -> bool {
         self.buf.clear();
         let Ok(mut f) = File::open(path) else { return false };

@@ -254,6 +254,31 @@ fn issue_12_cpu_and_memory_count_a_grandchild_that_left_the_session() {
 }
 
 #[test]
+fn issue_12_a_tree_of_500_processes_and_zombies_are_read_without_failing() {
+    let mut s = Server::start("tests/big_tree.jsonc");
+    s.wait_started();
+    let mut c = connect(&s);
+    let many = wait_for(Duration::from_secs(25), "501 processes in many", || {
+        let st = stats_of(&mut c, "many");
+        (st["processes"] == 501).then_some(st)
+    });
+    assert!(many["rss_bytes"].as_u64().unwrap() > 500 * 100_000, "{many}");
+    wait_until(T, "undead's children exited", || {
+        get_logs(&mut c, "undead").iter().any(|l| l.starts_with("zombie: 3 children left"))
+    });
+    // Zombies are not processes any more; their parent is.
+    assert_eq!(stats_of(&mut c, "undead")["processes"], 1);
+    let (_, res) = c.call("stop_service", json!({"service": "many"}));
+    assert_eq!(res["data"]["status"], "stopped", "{res}");
+    let gone = stats_of(&mut c, "many");
+    assert_eq!((gone["processes"].clone(), gone["rss_bytes"].clone()), (json!(0), json!(0)));
+    let (code, _, text) = http_get(&s.addr(), "/metrics", Some(&s.token));
+    assert_eq!(code, 200);
+    assert_eq!(metric(&text, "flowlayer_service_processes{service=\"undead\"}"), 1.0);
+    assert!(s.shutdown().success());
+}
+
+#[test]
 fn issue_12_stats_commands_follow_the_error_rules() {
     let s = resources();
     let mut c = Client::connect(&s.addr(), &s.token);

@@ -43,6 +43,9 @@ fn handshake_sends_hello_then_a_sorted_snapshot() {
         "restart_service",
         "start_all",
         "stop_all",
+        "get_stats",
+        "watch_stats",
+        "get_timeline",
     ];
     assert_eq!(caps, served, "exactly the commands the server serves");
     assert!(hello.get("id").is_none(), "fields that do not apply are omitted");
@@ -108,7 +111,7 @@ fn rejections_and_protocol_errors_keep_the_connection_usable() {
     // Protocol commands this server does not serve yet are unknown, whatever
     // their payload.
     for (name, payload) in
-        [("get_stats", Value::Null), ("watch_stats", json!({"enabled": true, "interval_ms": 1}))]
+        [("get_incidents", Value::Null), ("get_incidents", json!({"limit": "many"}))]
     {
         let (ack, _) = c.call(name, payload);
         assert_eq!(ack["error"]["code"], "unknown_command", "{name}");

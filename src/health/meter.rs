@@ -210,3 +210,61 @@ impl Meter {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bus::Status;
+    use std::os::unix::process::CommandExt;
+    use std::process::{Child, Command};
+
+    /// A `sleep` leading its own process group, as a service's main process does.
+    fn leader() -> Child {
+        Command::new("sleep").arg("30").process_group(0).spawn().expect("sleep runs")
+    }
+
+    fn view(pid: u32, run: u64) -> ServiceView {
+        ServiceView {
+            svc: SvcId(0),
+            name: "s".into(),
+            status: Status::Running,
+            pid: Some(pid),
+            run: RunId(run),
+            started_ms: Some(0),
+            ready_ms: None,
+            restarts: 0,
+            counters: Default::default(),
+        }
+    }
+
+    #[test]
+    fn a_live_tree_is_read_and_a_gone_or_reused_pid_reads_as_nothing() {
+        let mut child = leader();
+        let pid = child.id();
+        let mut m = Meter::new(1);
+        let r = &m.read(&[view(pid, 1)], 1000).services[0];
+        // (Its RSS may still read 0: the kernel's count in `stat` lags a fresh process.)
+        assert_eq!((r.processes, r.uptime_ms), (1, 1000), "{r:?}");
+        // The same pid, now (as far as the meter can tell) another process.
+        m.tracks[0].as_mut().unwrap().root_start += 1;
+        let r = &m.read(&[view(pid, 1)], 2000).services[0];
+        assert_eq!((r.processes, r.rss_bytes), (0, 0));
+        // A new run starts over; a process that is gone reads as nothing.
+        assert_eq!(m.read(&[view(pid, 2)], 3000).services[0].processes, 1);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let r = &m.read(&[view(pid, 2)], 4000).services[0];
+        assert_eq!((r.processes, r.cpu_seconds), (0, 0.0));
+        assert!(m.tracks[0].is_none());
+    }
+
+    #[test]
+    fn a_process_that_does_not_lead_its_group_is_not_a_tree() {
+        // This test process belongs to the test runner's group.
+        let me = std::process::id();
+        let mut m = Meter::new(1);
+        if crate::health::procs::Reader::new().stat(me).is_some_and(|s| s.pgrp != me) {
+            assert_eq!(m.read(&[view(me, 1)], 1000).services[0].processes, 0);
+        }
+    }
+}

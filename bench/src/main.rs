@@ -64,7 +64,7 @@ fn main() {
     }
     let wanted = |w: &str| only.as_ref().is_none_or(|o| o.iter().any(|x| x == w));
     let mut rows: Vec<Row> = Vec::new();
-    let plan: [(&str, Workload); 7] = [
+    let plan: [(&str, Workload); 8] = [
         ("W1", workloads::w1),
         ("W1x4", workloads::w1x4),
         ("W1+clients", workloads::w1_clients),
@@ -72,6 +72,7 @@ fn main() {
         ("W3", workloads::w3),
         ("W5", workloads::w5),
         ("W6", workloads::w6),
+        ("W7", workloads::w7),
     ];
     for (name, f) in plan {
         if wanted(name) {

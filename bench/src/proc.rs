@@ -79,6 +79,22 @@ pub fn cpu_ns(pid: u32) -> f64 {
     total
 }
 
+/// On-CPU nanoseconds of the threads of `pid` named `name`.
+pub fn thread_cpu_ns(pid: u32, name: &str) -> f64 {
+    let mut total = 0.0;
+    if let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for t in rd.flatten() {
+            let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+            if comm.trim_end() != name {
+                continue;
+            }
+            let s = std::fs::read_to_string(t.path().join("schedstat")).unwrap_or_default();
+            total += s.split_whitespace().next().and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        }
+    }
+    total
+}
+
 /// `<event> <unix_ms> <pid> <mono_ns>` lines of a helper mark file.
 pub fn marks(path: &Path) -> Vec<(String, i32, u128)> {
     std::fs::read_to_string(path)

@@ -512,3 +512,99 @@ pub fn w6(env: &Env) -> Vec<Row> {
     server.stop();
     out
 }
+
+/// `n` services of `procs` processes each (a forker holding `procs - 1`
+/// children).
+fn tree_config(env: &Env, n: usize, procs: usize) -> Value {
+    let mut services = serde_json::Map::new();
+    for i in 1..=n {
+        let cmd =
+            json!([env.helper, "forker", "--max", (procs - 1).to_string(), "--every-ms", "1"]);
+        services.insert(format!("tree{i:02}"), json!({ "cmd": cmd }));
+    }
+    json!({ "services": services })
+}
+
+/// One authenticated `GET /metrics`: milliseconds from connect to the end of
+/// the answer, and the answer.
+fn scrape(addr: &str) -> (f64, String) {
+    use std::io::Write;
+    let t0 = mono_ns();
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    let _ = s.set_nodelay(true);
+    let req = format!(
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+        crate::proc::TOKEN
+    );
+    s.write_all(req.as_bytes()).expect("request");
+    let mut text = String::new();
+    s.read_to_string(&mut text).expect("answer");
+    ((mono_ns() - t0) as f64 / 1e6, text)
+}
+
+/// W7, service health: what reading the services' resources costs.
+pub fn w7(env: &Env) -> Vec<Row> {
+    let window = if env.quick { Duration::from_secs(3) } else { Duration::from_secs(10) };
+    let reps = repeats(env, 2);
+    let scrapes = if env.quick { 20 } else { 100 };
+    let (mut idle, mut watched, mut per_sample, mut scrape_ms, mut stats_ms) =
+        (vec![], vec![], vec![], vec![], vec![]);
+    for _ in 0..reps {
+        let dir = work_dir("w7");
+        let server = Server::start(&env.server, &dir, tree_config(env, 20, 5));
+        let mut c = Client::connect(&server.addr());
+        let full = wait(T, || {
+            let st = c.call("get_stats", json!({}));
+            st["data"]["services"].as_array().is_some_and(|l| l.iter().all(|s| s["processes"] == 5))
+        });
+        assert!(full, "the 20 trees of 5 processes did not come up");
+        std::thread::sleep(Duration::from_secs(1)); // settle
+        let c0 = cpu_ns(server.pid());
+        std::thread::sleep(window);
+        idle.push((cpu_ns(server.pid()) - c0) / 1e6 * 10.0 / window.as_secs_f64());
+        // One session watching at 1 s; a reader thread keeps its socket drained.
+        let _ = c.call("watch_stats", json!({"enabled": true, "interval_ms": 1000}));
+        std::thread::sleep(Duration::from_millis(1500));
+        let (c0, s0) = (cpu_ns(server.pid()), crate::proc::thread_cpu_ns(server.pid(), "sampler"));
+        let reader = std::thread::spawn(move || {
+            let end = std::time::Instant::now() + window;
+            let mut events = 0;
+            let _ = c.ws.get_ref().set_read_timeout(Some(Duration::from_millis(200)));
+            while std::time::Instant::now() < end {
+                if let Some(t) = c.next() {
+                    events += usize::from(t.contains("\"service_stats\""));
+                }
+            }
+            (c, events)
+        });
+        let (mut c, events) = reader.join().expect("reader");
+        let (c1, s1) = (cpu_ns(server.pid()), crate::proc::thread_cpu_ns(server.pid(), "sampler"));
+        watched.push((c1 - c0) / 1e6 / window.as_secs_f64());
+        per_sample.push((s1 - s0) / 1e6 / events.max(1) as f64);
+        let _ = c.ws.get_ref().set_read_timeout(None);
+        let _ = c.call("watch_stats", json!({"enabled": false}));
+        for _ in 0..scrapes {
+            let (ms, text) = scrape(&server.addr());
+            assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+            scrape_ms.push(ms);
+        }
+        for _ in 0..scrapes {
+            let t0 = mono_ns();
+            let _ = c.call("get_stats", json!({}));
+            stats_ms.push((mono_ns() - t0) as f64 / 1e6);
+        }
+        server.stop();
+    }
+    vec![
+        row("W7", "server CPU per 10 s, 20 services x 5 processes, nothing watching", idle, "ms"),
+        row("W7", "server CPU per second, one watch_stats client at 1 s", watched, "ms"),
+        row("W7", "sampler thread CPU per sample of 20 services x 5 processes", per_sample, "ms"),
+        row(
+            "W7",
+            "GET /metrics, 20 services x 5 processes (connect to last byte)",
+            scrape_ms,
+            "ms",
+        ),
+        row("W7", "get_stats round trip, 20 services x 5 processes", stats_ms, "ms"),
+    ]
+}

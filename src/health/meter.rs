@@ -90,6 +90,13 @@ impl Meter {
         Meter { reader: Reader::new(), tracks: vec![None; services] }
     }
 
+    /// Something reads periodically (a subscription): the files of the
+    /// processes read are kept open from one reading to the next. Off, they
+    /// are closed: on-demand readings open what they read.
+    pub fn set_periodic(&mut self, periodic: bool) {
+        self.reader.keep_open(periodic);
+    }
+
     /// The server's own figures (`process_*` in `/metrics`).
     pub fn own_figures(&mut self) -> super::procs::OwnFigures {
         super::procs::own_figures(&mut self.reader)
@@ -109,6 +116,7 @@ impl Meter {
             trees.push(tree);
         }
         self.adopted(views, &mut trees, &mut counted);
+        self.reader.sweep();
         let hz = self.reader.machine.ticks_per_sec as f64;
         let services = views
             .iter()
@@ -256,6 +264,35 @@ mod tests {
         let r = &m.read(&[view(pid, 2)], 4000).services[0];
         assert_eq!((r.processes, r.cpu_seconds), (0, 0.0));
         assert!(m.tracks[0].is_none());
+    }
+
+    #[test]
+    fn a_periodic_reader_keeps_files_open_and_closes_those_of_gone_processes() {
+        let mut a = leader();
+        let mut b = leader();
+        let mut m = Meter::new(2);
+        let views = |pa, pb| {
+            let mut vb = view(pb, 1);
+            vb.svc = SvcId(1);
+            vec![view(pa, 1), vb]
+        };
+        m.set_periodic(true);
+        for at in [1000, 2000, 3000] {
+            let s = m.read(&views(a.id(), b.id()), at);
+            assert_eq!((s.services[0].processes, s.services[1].processes), (1, 1), "at {at}");
+            assert_eq!(m.reader.kept(), 2);
+        }
+        b.kill().unwrap();
+        b.wait().unwrap();
+        let s = m.read(&views(a.id(), b.id()), 4000);
+        assert_eq!((s.services[0].processes, s.services[1].processes), (1, 0));
+        assert_eq!(m.reader.kept(), 1, "the gone process's files are closed");
+        m.set_periodic(false);
+        assert_eq!(m.reader.kept(), 0);
+        assert_eq!(m.read(&views(a.id(), b.id()), 5000).services[0].processes, 1);
+        assert_eq!(m.reader.kept(), 0, "an on-demand reading keeps nothing open");
+        a.kill().unwrap();
+        a.wait().unwrap();
     }
 
     #[test]

@@ -13,12 +13,18 @@
 //! vanished between two reads is skipped, a zombie counts its CPU time and
 //! nothing else. Nothing here fails: what cannot be read is not counted.
 
+use std::collections::HashMap;
 use std::fs::File;
-use std::io::Read;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 
 /// Most processes counted in one tree: a fork bomb costs a bounded read.
 pub const MAX_TREE: usize = 4096;
+/// Room for one read of a /proc file: a `stat` line is a few hundred bytes.
+const READ_ROOM: usize = 4096;
+/// Most processes whose files a periodic sampler keeps open (two descriptors
+/// each): a big tree costs the opens beyond these, not the server's file
+/// descriptor limit.
+pub const MAX_KEPT: usize = 256;
 
 /// The fields of `/proc/<pid>/stat` a reading needs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -121,11 +127,25 @@ impl Machine {
     }
 }
 
+/// A process's files a periodic sampler keeps open between samples: reading
+/// an open /proc file again costs one system call, opening it four (a path
+/// walk, the owner check, the read, the close), and a sample is mostly that.
+struct Kept {
+    stat: File,
+    /// Its main thread's `children` list, once read.
+    children: Option<File>,
+    /// Read in the current sample (the others are closed after it).
+    seen: bool,
+}
+
 /// Reads processes from /proc, reusing its buffers.
 pub struct Reader {
     pub machine: Machine,
     buf: Vec<u8>,
     kids: Vec<u32>,
+    /// Files kept open, by pid, while `keep` (at most `MAX_KEPT`).
+    kept: HashMap<u32, Kept>,
+    keep: bool,
 }
 
 impl Reader {
@@ -134,27 +154,98 @@ impl Reader {
     }
 
     pub fn with(machine: Machine) -> Reader {
-        Reader { machine, buf: Vec::with_capacity(1024), kids: Vec::new() }
+        Reader {
+            machine,
+            buf: Vec::with_capacity(1024),
+            kids: Vec::new(),
+            kept: HashMap::new(),
+            keep: false,
+        }
     }
 
-    /// Reads `path` into `buf`; false when it cannot (gone, not allowed). With
-    /// `own`, also false when the file's owner is another user (the owner of a
-    /// `/proc/<pid>` file is the process's user).
-    fn read(&mut self, path: &str, own: bool) -> bool {
-        self.buf.clear();
-        let Ok(mut f) = File::open(path) else { return false };
-        if own && f.metadata().ok().map(|m| m.uid()) != Some(self.machine.uid) {
-            return false;
+    /// Keep the files of the processes read open between readings (while
+    /// something samples periodically), or close them all.
+    pub fn keep_open(&mut self, keep: bool) {
+        self.keep = keep;
+        if !keep {
+            self.kept.clear();
         }
-        f.read_to_end(&mut self.buf).is_ok()
+    }
+
+    /// After a reading: closes the kept files of processes it did not read.
+    pub fn sweep(&mut self) {
+        self.kept.retain(|_, k| std::mem::take(&mut k.seen));
+    }
+
+    /// Files kept open now.
+    #[cfg(test)]
+    pub fn kept(&self) -> usize {
+        self.kept.len()
+    }
+
+    /// Opens `path`; `None` when it cannot be (gone, not allowed).
+    fn open(path: &str) -> Option<File> {
+        File::open(path).ok()
+    }
+
+    /// The process's user is this one (the owner of a `/proc/<pid>` file is
+    /// the process's user).
+    fn ours(&self, f: &File) -> bool {
+        f.metadata().ok().map(|m| m.uid()) == Some(self.machine.uid)
+    }
+
+    /// Reads all of `f` from its start into `buf`; false when it cannot (the
+    /// process is gone). A `stat` file (`record`) is one record, which one
+    /// read with room for it takes whole: no second read just to see the end.
+    /// Lists (`children`) may come a page at a time, so they are read to the
+    /// end; an empty one (a leaf) takes one read.
+    fn read_all(buf: &mut Vec<u8>, f: &File, record: bool) -> bool {
+        let mut len = 0;
+        loop {
+            buf.resize(len + READ_ROOM, 0);
+            match f.read_at(&mut buf[len..], len as u64) {
+                Ok(0) => break,
+                Ok(n) => {
+                    len += n;
+                    if record && n < READ_ROOM {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    buf.clear();
+                    return false;
+                }
+            }
+        }
+        buf.truncate(len);
+        true
     }
 
     /// One process's stat, when it exists and belongs to this user.
     pub fn stat(&mut self, pid: u32) -> Option<ProcStat> {
-        if !self.read(&format!("/proc/{pid}/stat"), true) {
+        if let Some(k) = self.kept.get(&pid) {
+            // Kept open, the file still names the process it was opened for:
+            // once that one is gone (and its pid perhaps reused), it fails.
+            if self.ours(&k.stat) && Self::read_all(&mut self.buf, &k.stat, true) {
+                if let Some(st) = parse_stat(&self.buf) {
+                    if let Some(k) = self.kept.get_mut(&pid) {
+                        k.seen = true;
+                    }
+                    return Some(st);
+                }
+            }
+            self.kept.remove(&pid);
+        }
+        let f = Self::open(&format!("/proc/{pid}/stat"))?;
+        if !self.ours(&f) || !Self::read_all(&mut self.buf, &f, true) {
             return None;
         }
-        parse_stat(&self.buf)
+        let st = parse_stat(&self.buf)?;
+        if self.keep && self.kept.len() < MAX_KEPT {
+            self.kept.insert(pid, Kept { stat: f, children: None, seen: true });
+        }
+        Some(st)
     }
 
     /// Appends the children of `pid` (which has `threads` threads) to `kids`.
@@ -173,7 +264,17 @@ impl Reader {
     }
 
     fn children_of_task(&mut self, pid: u32, tid: u32) {
-        if !self.read(&format!("/proc/{pid}/task/{tid}/children"), false) {
+        let path = || format!("/proc/{pid}/task/{tid}/children");
+        let read = match self.kept.get_mut(&pid).filter(|_| tid == pid) {
+            Some(k) => {
+                if k.children.is_none() {
+                    k.children = Self::open(&path());
+                }
+                k.children.as_ref().is_some_and(|f| Self::read_all(&mut self.buf, f, false))
+            }
+            None => Self::open(&path()).is_some_and(|f| Self::read_all(&mut self.buf, &f, false)),
+        };
+        if !read {
             return;
         }
         let text = std::str::from_utf8(&self.buf).unwrap_or("");
@@ -258,7 +359,9 @@ pub struct OwnFigures {
 /// Reads the server's own figures.
 pub fn own_figures(r: &mut Reader) -> OwnFigures {
     let m = r.machine;
-    let st = r.read("/proc/self/stat", false).then(|| parse_stat(&r.buf)).flatten();
+    let file = Reader::open("/proc/self/stat");
+    let read = file.is_some_and(|f| Reader::read_all(&mut r.buf, &f, true));
+    let st = read.then(|| parse_stat(&r.buf)).flatten();
     let st = st.unwrap_or_default();
     let open_fds = std::fs::read_dir("/proc/self/fd").map(|d| d.count() as u64).unwrap_or(0);
     OwnFigures {

@@ -118,6 +118,7 @@ fn run_sampler(rx: Receiver<Job>, meter: Arc<Mutex<Meter>>) {
                     // The first sample comes at once, then one every `every`.
                     subs.push(Sub { key, every, due: Instant::now(), sink });
                 }
+                meter.lock().unwrap_or_else(|e| e.into_inner()).set_periodic(!subs.is_empty());
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,

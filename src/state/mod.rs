@@ -204,11 +204,17 @@ impl Exec {
         for e in fx {
             self.apply(e, model);
         }
-        if std::mem::take(&mut self.views_changed) {
-            // Once per message, not per transition; rare, so always sent:
-            // a subscriber that comes later finds the views up to date.
+        // Once per message, not per transition, and only while someone
+        // samples: a boot or a stop of many services does not wake it.
+        if std::mem::take(&mut self.views_changed) && self.sampling() {
             self.io.sampler.send(Job::Views(model.views()));
         }
+    }
+
+    /// Something subscribes to samples (a watching session; the guard will
+    /// too), so the sampler must know which process is whose.
+    fn sampling(&self) -> bool {
+        !self.watching.is_empty()
     }
 
     fn name<'a>(&self, model: &'a Model, svc: SvcId) -> &'a str {
@@ -263,7 +269,7 @@ impl Exec {
                 let ticket = self.ticket.take();
                 self.io.sampler.send(Job::Stats { views: model.views(), outbox, id, ticket });
             }
-            Effect::Watch { session, every } => self.watch(session, every),
+            Effect::Watch { session, every } => self.watch(session, every, model),
             Effect::Logs(batch) => {
                 if batch.lines.text.len() >= FLOOD_BATCH {
                     self.note_flood();
@@ -441,19 +447,25 @@ impl Exec {
     }
 
     /// A session's `service_stats` events start (every `every`) or stop.
-    fn watch(&mut self, session: SessionId, every: Option<Duration>) {
-        let key = WatchKey::Session(session);
-        let every = match (every, self.sessions.get(&session)) {
-            (Some(e), Some(slot)) => {
-                self.watching.insert(session);
-                Some((e, Sink::Session(slot.outbox.clone())))
-            }
-            _ => {
-                self.watching.remove(&session);
-                None
-            }
+    fn watch(&mut self, session: SessionId, every: Option<Duration>, model: &Model) {
+        let (Some(every), Some(slot)) = (every, self.sessions.get(&session)) else {
+            return self.unwatch(session);
         };
-        self.io.sampler.send(Job::Watch { key, every });
+        let sink = Sink::Session(slot.outbox.clone());
+        if !self.sampling() {
+            // Views are only kept up to date while someone samples.
+            self.io.sampler.send(Job::Views(model.views()));
+        }
+        self.watching.insert(session);
+        let key = WatchKey::Session(session);
+        self.io.sampler.send(Job::Watch { key, every: Some((every, sink)) });
+    }
+
+    fn unwatch(&mut self, session: SessionId) {
+        if self.watching.remove(&session) {
+            let key = WatchKey::Session(session);
+            self.io.sampler.send(Job::Watch { key, every: None });
+        }
     }
 
     /// Answers a `/metrics` scrape with what only this thread knows.
@@ -471,9 +483,7 @@ impl Exec {
     }
 
     fn close(&mut self, session: SessionId) {
-        if self.watching.contains(&session) {
-            self.watch(session, None);
-        }
+        self.unwatch(session);
         let Some(slot) = self.sessions.remove(&session) else { return };
         self.dropped_closed += slot.dropped_logs;
         if slot.dropped_logs > 0 {

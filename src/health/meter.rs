@@ -4,7 +4,7 @@
 //!
 //! Shared, behind one lock, by every thread that reads figures: the `sampler`
 //! thread (`get_stats`, `watch_stats`, and whoever else subscribes) and the
-//! `http-conn` threads answering `/metrics`. Never the state thread: it gives
+//! `metrics` threads answering `/metrics`. Never the state thread: it gives
 //! them `ServiceView`s, which say which process is whose.
 
 use super::procs::{Reader, TreeReading};

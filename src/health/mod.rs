@@ -5,7 +5,7 @@
 //!
 //! `restart` and `timeline` are pure parts of the state thread's model;
 //! `procs`, `meter` and `sampler` run off it (reading /proc is I/O);
-//! `metrics` runs on the `http-conn` thread of a scrape.
+//! `metrics` runs on the `metrics` thread of a scrape.
 
 pub mod meter;
 pub mod metrics;

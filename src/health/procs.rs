@@ -1,9 +1,10 @@
 //! Reading process trees from /proc: a service's CPU time, resident memory and
 //! process count over every process of its tree (health.md section 2).
 //!
-//! Runs on whichever thread asks (the `sampler` thread, an `http-conn` thread
+//! Runs on whichever thread asks (the `sampler` thread, a `metrics` thread
 //! answering `/metrics`), never on the state thread: it is file I/O. A `Reader`
-//! owns one buffer and is used by one thread at a time.
+//! owns its buffers and the files a periodic reading keeps open, and is used
+//! by one thread at a time (behind the meter's lock).
 //!
 //! The tree is walked from the service's main process down through the
 //! kernel's `task/<tid>/children` lists, so a descendant that called `setsid`

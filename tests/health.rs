@@ -378,21 +378,20 @@ fn issue_12_metrics_pass_promtool_and_match_get_stats() {
     let (code, head, text) = http_get(&a, "/metrics", Some(&s.token));
     assert_eq!(code, 200, "{head}\n{text}");
     assert!(head.contains("Content-Type: text/plain; version=0.0.4; charset=utf-8"), "{head}");
-    if let Ok(mut tool) = std::process::Command::new("promtool")
+    // CI installs promtool (.ci/run); a machine without it fails here rather
+    // than passing without the check.
+    let mut tool = std::process::Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
-    {
-        tool.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-        let out = tool.wait_with_output().unwrap();
-        let said = String::from_utf8_lossy(&out.stdout).to_string()
-            + &String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success() && said.trim().is_empty(), "promtool: {said}\n{text}");
-    } else {
-        eprintln!("promtool not found: the exposition format is not checked");
-    }
+        .expect("promtool (Debian package prometheus) must be installed for this test");
+    tool.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = tool.wait_with_output().unwrap();
+    let said =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && said.trim().is_empty(), "promtool: {said}\n{text}");
     let hold = stats_of(&mut c, "hold");
     let rss = metric(&text, "flowlayer_service_resident_memory_bytes{service=\"hold\"}");
     let stats_rss = hold["rss_bytes"].as_f64().unwrap();

@@ -84,8 +84,8 @@ pub use flowlayer_protocol::{Command, LogQuery};
 
 /// The commands the state thread answers: announced in `hello`, and the only
 /// ones sessions pass on. Any other name, known to the protocol crate or not, is
-/// refused as `unknown_command` before its payload is read. V1 and the health
-/// extensions (health.md); `get_incidents` comes with the guard.
+/// refused as `unknown_command` before its payload is read. V1 and the
+/// extensions of service health (health.md) and the runaway guard (guard.md).
 pub const CAPABILITIES: &[flowlayer_protocol::CommandName] = &[
     CommandName::GetSnapshot,
     CommandName::GetLogs,
@@ -97,6 +97,7 @@ pub const CAPABILITIES: &[flowlayer_protocol::CommandName] = &[
     CommandName::GetStats,
     CommandName::WatchStats,
     CommandName::GetTimeline,
+    CommandName::GetIncidents,
 ];
 
 /// A WebSocket text frame ready for the wire (header and JSON payload), encoded
@@ -279,9 +280,12 @@ pub enum Msg {
     /// waits on it).
     Scrape { reply: Sender<crate::health::Scrape> },
     /// A resource sample for a subscriber on this thread (the runaway guard,
-    /// subscribed with `health::Sink::State`).
-    #[allow(dead_code, reason = "the runaway guard subscribes to samples (guard.md)")]
+    /// subscribed with `health::Sink::State`). Each reading names the run it
+    /// measured: readings of a run that is over are dropped.
     Sampled(std::sync::Arc<crate::health::meter::Sample>),
+    /// The runaway guard asked to look again at this time (`Guard::next_check`):
+    /// line windows move and incidents close although no line comes.
+    GuardCheck,
 }
 
 /// Capacity of the bus. Bounded so that a state thread that falls behind slows
@@ -312,7 +316,6 @@ impl BusTx {
 
     /// Sends `msg` unless the bus is full, and then drops it: for a message
     /// the next of its kind replaces (a resource sample). Never waits.
-    #[allow(dead_code, reason = "the runaway guard's samples come this way (guard.md)")]
     pub fn offer(&self, msg: Msg) -> Result<(), Gone> {
         match self.0.try_send(msg) {
             Ok(()) | Err(TrySendError::Full(_)) => Ok(()),

@@ -173,10 +173,26 @@ fn run() -> Result<ExitCode, Fatal> {
         Some(dir) => Some(health::spawn_timeline_writer(dir).map_err(other)?),
         None => None,
     };
+    let history = load_incidents(&cfg);
+    // The file is only written by a guard, or to close what a killed server left open.
+    let guarded = cfg.services.iter().any(|s| s.guard.is_some());
+    let left_open = history.incidents.iter().any(|i| i.closed_at.is_none());
+    let incidents = match &cfg.logs_dir {
+        Some(dir) if guarded || left_open => Some(
+            logs::spawn_append_writer(
+                dir.join("incidents.jsonl"),
+                "incident-writer",
+                history.needs_newline,
+            )
+            .map_err(other)?,
+        ),
+        _ => None,
+    };
     let timer = timer::spawn_timer(producers.sender()).map_err(other)?;
     let sampler = health::spawn_sampler(cfg.services.len()).map_err(other)?;
     let printer = output::spawn_printer(names, printer_style).map_err(other)?;
     let mut model = state::Model::new(cfg.clone(), plan, store);
+    model.load_incidents(history, logs::now_ms());
     // Two servers started together still spread their restarts differently.
     model.seed_jitter(logs::now_ms() as u64 ^ (u64::from(std::process::id()) << 32));
     let stopper = session.as_ref().map(|s| s.stopper());
@@ -186,6 +202,7 @@ fn run() -> Result<ExitCode, Fatal> {
         timer,
         writer,
         timeline,
+        incidents,
         sampler,
         printer,
         on_shutdown: stopper.map(|s| Box::new(move || s.stop()) as Box<dyn FnOnce() + Send>),
@@ -200,6 +217,30 @@ fn run() -> Result<ExitCode, Fatal> {
         s.finish();
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The guard's incident history, `logs.dir/incidents.jsonl` (guard.md section
+/// 3): empty without `logs.dir`. A file that cannot be read is reported and
+/// the server starts without its history; damaged lines are skipped.
+fn load_incidents(cfg: &config::Config) -> guard::History {
+    let Some(dir) = &cfg.logs_dir else { return guard::History::default() };
+    let path = dir.join("incidents.jsonl");
+    match guard::load(&path) {
+        Ok(h) => {
+            if h.damaged > 0 {
+                println!(
+                    "[flowlayer] guard: {}: {} damaged line(s) skipped",
+                    path.display(),
+                    h.damaged
+                );
+            }
+            h
+        }
+        Err(e) => {
+            println!("[flowlayer] guard: cannot read {}: {e}; starting without it", path.display());
+            guard::History::default()
+        }
+    }
 }
 
 /// Binds the Session API (before any service starts) and prints how to connect.

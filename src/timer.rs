@@ -1,6 +1,7 @@
 //! Timer thread (`timer`): turns the state thread's `Arm` requests into
 //! `Msg::Deadline` (and its live-log wake into `Msg::LiveTail`, its tidy-up
-//! after a flood into `Msg::LogsQuiet`) at the right moment. With nothing
+//! after a flood into `Msg::LogsQuiet`, the runaway guard's next look into
+//! `Msg::GuardCheck`) at the right moment. With nothing
 //! armed it sleeps in `recv` with no timeout, so an idle server wakes for
 //! nothing; a deadline that is no longer wanted (a restart that will not be
 //! made) can be taken back, so it does not wake anyone either.
@@ -17,6 +18,7 @@ enum Alarm {
     Deadline { svc: SvcId, run: RunId, kind: DeadlineKind },
     LiveTail,
     LogsQuiet,
+    GuardCheck,
 }
 
 type Armed = (Instant, Alarm);
@@ -50,6 +52,15 @@ impl Timer {
     pub fn arm_logs_quiet(&self, at: Instant) {
         let _ = self.tx.send(Request::Arm((at, Alarm::LogsQuiet)));
     }
+
+    /// Arms the guard's look at `at`, replacing the one armed before: the
+    /// guard wants one look, at its next check (`None`: none).
+    pub fn arm_guard(&self, at: Option<Instant>) {
+        let _ = self.tx.send(Request::Disarm(Alarm::GuardCheck));
+        if let Some(at) = at {
+            let _ = self.tx.send(Request::Arm((at, Alarm::GuardCheck)));
+        }
+    }
 }
 
 /// `bus`: the timer may wait on a full bus (it is a producer like the pumps);
@@ -80,6 +91,7 @@ pub fn spawn_timer(bus: BusTx) -> std::io::Result<Timer> {
                     Alarm::Deadline { svc, run, kind } => Msg::Deadline { svc, run, kind },
                     Alarm::LiveTail => Msg::LiveTail,
                     Alarm::LogsQuiet => Msg::LogsQuiet,
+                    Alarm::GuardCheck => Msg::GuardCheck,
                 };
                 if bus.send(msg).is_err() {
                     return;

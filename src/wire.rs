@@ -186,6 +186,10 @@ mod tests {
         assert_eq!(text(&result("10".into(), failed)), sample("result_failed"));
         let bad = ErrorBody::new(ErrorCode::MissingName, "command has no \"name\"");
         assert_eq!(text(&error(Some("11".into()), bad)), sample("error"));
+        // The guard's event goes out as its protocol type encodes.
+        let incident: serde_json::Value = serde_json::from_str(&sample("incident")).unwrap();
+        let incident = serde_json::from_value(incident["payload"].clone()).unwrap();
+        assert_eq!(text(&event(Event::Incident(Box::new(incident)))), sample("incident"));
         let b = batch(&["GET /health 200"]);
         let log = log_event(&b, 0, &BatchJson::new(&b, "api"), &mut Vec::new());
         assert_eq!(text(&log), sample("log"));
@@ -201,8 +205,8 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(text(&hello("i"))).unwrap();
         let names: Vec<&str> = CAPABILITIES.iter().map(|c| c.as_str()).collect();
         assert_eq!(v["payload"]["capabilities"], serde_json::json!(names));
-        assert!(CAPABILITIES.contains(&CommandName::GetTimeline));
-        assert!(!CAPABILITIES.contains(&CommandName::GetIncidents), "not served yet");
+        // Every command of the protocol, V1 and the extensions, is served.
+        assert_eq!(CAPABILITIES, CommandName::ALL);
     }
 
     /// Lines with every byte JSON must escape, and some it must not.

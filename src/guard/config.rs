@@ -121,6 +121,7 @@ impl GuardPolicy {
     }
 
     /// True when a rule reads the service's log lines.
+    #[cfg(test)]
     pub fn needs_lines(&self) -> bool {
         self.repeat.is_some() || self.rate.is_some() || self.runaway.is_some()
     }

@@ -17,6 +17,24 @@ use std::path::Path;
 
 /// Raw lines an incident keeps as evidence.
 pub const LAST_LINES: usize = 20;
+/// Bytes of each of those lines kept: a line may be 64 KiB, and an incident
+/// goes to every session and into a `get_incidents` answer of up to 100 of
+/// them; the start of a line is what tells a loop apart.
+pub const MAX_EVIDENCE_LINE: usize = 1024;
+
+/// `line` cut to `MAX_EVIDENCE_LINE` bytes (on a character boundary), with
+/// `…` where it was cut.
+pub fn cut_line(mut line: String) -> String {
+    if line.len() > MAX_EVIDENCE_LINE {
+        let mut end = MAX_EVIDENCE_LINE;
+        while !line.is_char_boundary(end) {
+            end -= 1;
+        }
+        line.truncate(end);
+        line.push('…');
+    }
+    line
+}
 /// Samples an incident keeps as evidence (the newest of its window).
 pub const MAX_SERIES: usize = 120;
 /// Incidents kept in memory for `get_incidents`, newest; older ones stay in
@@ -42,6 +60,7 @@ pub enum Found {
 }
 
 impl Found {
+    #[cfg(test)]
     pub fn rule(&self) -> RuleKind {
         match self {
             Found::Runaway(..) => RuleKind::Runaway,
@@ -299,6 +318,10 @@ impl IncidentLog {
         self.kept.back().expect("pushed above")
     }
 
+    pub fn get(&self, id: &str) -> Option<&Incident> {
+        self.kept.iter().rev().find(|i| i.id == id)
+    }
+
     pub fn get_mut(&mut self, id: &str) -> Option<&mut Incident> {
         // Recent incidents are the ones that change.
         self.kept.iter_mut().rev().find(|i| i.id == id)
@@ -445,6 +468,14 @@ mod tests {
             "{\"change\":\"closed\",\"at\":\"1970-01-01T00:00:05.000Z\",\"id\":\"inc-7\""
         ));
         assert_eq!(log.open(incident("api")).id, "inc-9", "ids continue after the history");
+    }
+
+    #[test]
+    fn evidence_lines_are_cut_on_a_character_boundary() {
+        assert_eq!(cut_line("short".into()), "short");
+        let long = "é".repeat(MAX_EVIDENCE_LINE);
+        let cut = cut_line(long);
+        assert!(cut.len() <= MAX_EVIDENCE_LINE + '…'.len_utf8() && cut.ends_with('…'));
     }
 
     #[test]

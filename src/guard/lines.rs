@@ -120,10 +120,6 @@ impl RepeatCond {
         }
     }
 
-    pub fn limits(&self) -> RepeatLimits {
-        self.limits
-    }
-
     /// Forgets everything (a new run of the service).
     pub fn reset(&mut self) {
         self.slots.clear();
@@ -279,10 +275,6 @@ impl RateCond {
             slots: VecDeque::with_capacity(SLOTS as usize + 2),
             first: None,
         }
-    }
-
-    pub fn limits(&self) -> RateLimits {
-        self.limits
     }
 
     pub fn reset(&mut self) {

@@ -9,14 +9,12 @@
 //! carry out: a line for `incidents.jsonl`, the `incident` event and timeline
 //! entry, a terminal line, a `system` line in the service's stream, and a
 //! stop or restart to run, whose outcome comes back through `acted`.
-//! The config side (`config.rs`) runs on the main thread at boot.
+//! The config side (`config.rs`) runs on the main thread at boot, and so does
+//! `load`, which reads `incidents.jsonl` back. The state thread's model wires
+//! it to the rest (`state/model/guard.rs`).
 //!
 //! No `guard` in the config: no `ServiceGuard` exists, no line is looked at,
 //! nothing is sampled and no timer is asked for.
-
-// The state thread, the sampler, the protocol and the metrics are wired to
-// this in a second step (spec/ARCHITECTURE.md, "The guard").
-#![allow(dead_code, reason = "built and tested ahead of its wiring into the state thread")]
 
 pub mod config;
 mod incident;
@@ -26,7 +24,7 @@ mod service;
 mod template;
 
 pub use config::{resolve_all, Action, GuardPolicy};
-pub use incident::{Change, History, Incident, RuleKind};
+pub use incident::{load, Change, History, Incident, RuleKind};
 pub use resources::Sample;
 
 use crate::bus::{Stream, SvcId};
@@ -106,14 +104,16 @@ impl Guard {
         (guard, lines.into_iter().map(GuardEffect::Record).collect())
     }
 
-    /// True when some service has a guard.
-    pub fn is_active(&self) -> bool {
-        self.services.iter().any(Option::is_some)
-    }
-
     /// True when `svc` has a rule that needs resource samples.
+    #[cfg(test)]
     pub fn needs_samples(&self, svc: SvcId) -> bool {
         self.services[svc.0].as_ref().is_some_and(|g| g.policy().needs_samples())
+    }
+
+    /// True when `svc` has a rule that reads its lines (the state thread's
+    /// one check per batch of a service without: `on_lines` is not called).
+    pub fn watches_lines(&self, svc: SvcId) -> bool {
+        self.services[svc.0].as_ref().is_some_and(ServiceGuard::watches_lines)
     }
 
     /// The period at which `svc` wants samples (while it runs), if it does.
@@ -202,6 +202,11 @@ impl Guard {
         self.services.iter().flatten().filter_map(|g| g.next_check(now)).min()
     }
 
+    /// `next_check` for `svc` alone: what its lines may have brought forward.
+    pub fn next_check_of(&self, svc: SvcId, now: i64) -> Option<i64> {
+        self.services[svc.0].as_ref()?.next_check(now)
+    }
+
     /// A new run of `svc` is up.
     pub fn on_started(&mut self, svc: SvcId) {
         if let Some(g) = self.services[svc.0].as_mut() {
@@ -217,6 +222,11 @@ impl Guard {
     /// The action of incident `id` on `svc` ended with `outcome`.
     pub fn acted(&mut self, svc: SvcId, id: &str, outcome: &Outcome, now: i64) -> Vec<GuardEffect> {
         self.with(svc, &|_, _| Vec::new(), |g, cx| g.acted(id, outcome, now, cx))
+    }
+
+    /// The incident `id`, if it is still kept.
+    pub fn incident(&self, id: &str) -> Option<&Incident> {
+        self.log.get(id)
     }
 
     /// `get_incidents`: the newest `limit` matching incidents, oldest first.

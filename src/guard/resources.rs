@@ -43,10 +43,6 @@ impl CpuCond {
         CpuCond { limits, sample_ms: sample_ms as i64, streak: None, last_at: None }
     }
 
-    pub fn limits(&self) -> CpuLimits {
-        self.limits
-    }
-
     pub fn reset(&mut self) {
         self.streak = None;
         self.last_at = None;
@@ -127,10 +123,6 @@ impl GrowthCond {
             spacing: (window / GROWTH_POINTS).max(sample_ms),
             points: VecDeque::new(),
         }
-    }
-
-    pub fn limits(&self) -> GrowthLimits {
-        self.limits
     }
 
     pub fn reset(&mut self) {

@@ -401,7 +401,8 @@ impl ServiceGuard {
             if kind == RuleKind::Processes {
                 evidence.processes = Some(series.iter().map(|s| s.processes).collect());
             }
-            evidence.last_lines = Some((cx.last_lines)(cx.svc, super::incident::LAST_LINES));
+            let lines = (cx.last_lines)(cx.svc, super::incident::LAST_LINES);
+            evidence.last_lines = Some(lines.into_iter().map(super::incident::cut_line).collect());
             let record = Incident {
                 id: String::new(),
                 service: cx.name.to_string(),

@@ -23,6 +23,9 @@ const MIN_CPU_WINDOW_MS: i64 = 200;
 #[derive(Clone, Debug, PartialEq)]
 pub struct Reading {
     pub svc: SvcId,
+    /// The run whose tree was read (the view's): a reading that reaches the
+    /// guard after a restart is told apart from the new run's.
+    pub run: RunId,
     pub name: String,
     /// Cores in use over the last interval (1.0: one core busy).
     pub cpu: f64,
@@ -124,6 +127,7 @@ impl Meter {
             .map(|(v, tree)| {
                 let mut r = Reading {
                     svc: v.svc,
+                    run: v.run,
                     name: v.name.clone(),
                     cpu: 0.0,
                     rss_bytes: 0,

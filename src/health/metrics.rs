@@ -31,7 +31,20 @@ pub struct Scrape {
     /// `log` events not streamed to a session (full queue or budget), all
     /// sessions of this server run.
     pub dropped_logs: u64,
+    /// Guard incidents opened in this server run, by (service, rule, action,
+    /// dry run), in the order they first occurred (`Guard::totals`).
+    pub incidents: Vec<IncidentCount>,
     pub meter: Arc<Mutex<Meter>>,
+}
+
+/// One series of `flowlayer_guard_incidents_total`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IncidentCount {
+    pub service: String,
+    pub rule: crate::guard::RuleKind,
+    pub action: crate::guard::Action,
+    pub dry_run: bool,
+    pub count: u64,
 }
 
 /// Answers one authenticated `GET /metrics` on `stream`.
@@ -177,6 +190,15 @@ pub fn render(s: &Scrape, sample: &Sample, own: &OwnFigures) -> String {
         "counter",
         "Runaway guard incidents, by service, rule, action and dry run.",
     );
+    for i in &s.incidents {
+        let labels = [
+            ("service", i.service.as_str()),
+            ("rule", i.rule.as_str()),
+            ("action", i.action.as_str()),
+            ("dry_run", if i.dry_run { "true" } else { "false" }),
+        ];
+        t.sample("flowlayer_guard_incidents_total", &labels, i.count as f64);
+    }
     t.family("process_cpu_seconds_total", "counter", "CPU time of the server process.");
     t.sample("process_cpu_seconds_total", &[], own.cpu_seconds);
     t.family("process_resident_memory_bytes", "gauge", "Resident memory of the server process.");
@@ -273,12 +295,20 @@ mod tests {
             views: vec![view],
             sessions: 1,
             dropped_logs: 0,
+            incidents: vec![IncidentCount {
+                service: "api".into(),
+                rule: crate::guard::RuleKind::Runaway,
+                action: crate::guard::Action::Restart,
+                dry_run: false,
+                count: 2,
+            }],
             meter: Arc::new(Mutex::new(Meter::new(1))),
         };
         let sample = Sample {
             ts_ms: 0,
             services: vec![Reading {
                 svc: SvcId(0),
+                run: RunId(1),
                 name: "api".into(),
                 cpu: 0.5,
                 rss_bytes: 1 << 20,
@@ -303,6 +333,7 @@ mod tests {
             "flowlayer_log_lines_total{service=\"api\",stream=\"system\"} 2",
             "flowlayer_sessions 1",
             "# TYPE flowlayer_guard_incidents_total counter",
+            "flowlayer_guard_incidents_total{service=\"api\",rule=\"runaway\",action=\"restart\",dry_run=\"false\"} 2",
             "process_open_fds 7",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");

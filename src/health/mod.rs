@@ -14,6 +14,6 @@ pub mod restart;
 pub mod sampler;
 pub mod timeline;
 
-pub use metrics::Scrape;
+pub use metrics::{IncidentCount, Scrape};
 pub use sampler::{spawn_sampler, Job, Sampler, Sink, WatchKey};
-pub use timeline::{spawn_timeline_writer, TimelineWriter};
+pub use timeline::spawn_timeline_writer;

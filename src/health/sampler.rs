@@ -27,7 +27,6 @@ use std::time::{Duration, Instant};
 pub enum WatchKey {
     Session(SessionId),
     /// The runaway guard (guard.md), sampling for its rules.
-    #[allow(dead_code, reason = "the runaway guard subscribes with it (guard.md)")]
     Guard,
 }
 
@@ -39,7 +38,6 @@ pub enum Sink {
     /// To the state thread, as `Msg::Sampled` (the runaway guard, which the
     /// state thread feeds). One that does not fit on the bus is dropped: the
     /// next comes an interval later, and the sampler never waits.
-    #[allow(dead_code, reason = "the runaway guard subscribes with it (guard.md)")]
     State(BusTx),
 }
 

@@ -1,19 +1,18 @@
 //! The timeline (health.md section 3): each service's last lifecycle entries,
 //! kept by the state thread's model (`Timeline`, no locks), and their copy in
 //! `logs.dir/timeline.jsonl`, appended by a thread of its own
-//! (`timeline-writer`) so the state thread never waits for the disk.
+//! (`timeline-writer`, a `logs::AppendWriter`) so the state thread never
+//! waits for the disk.
 //!
 //! Entries are rare (a transition, an exit, a probe's change of error), so
 //! they are plain JSON objects: nothing here is on a hot path.
 
 use crate::bus::SvcId;
-use crate::logs::format_timestamp;
-use crossbeam_channel::Sender;
+use crate::logs::{format_timestamp, spawn_append_writer, AppendWriter};
 use flowlayer_protocol::{TimelineEntry, TimelineKind};
 use serde_json::{Map, Value};
 use std::collections::VecDeque;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 /// Entries kept in memory per service (health.md section 3).
@@ -102,67 +101,10 @@ impl Timeline {
     }
 }
 
-/// Handle of the `timeline-writer` thread (held by the state thread).
-pub struct TimelineWriter {
-    tx: Option<Sender<String>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl TimelineWriter {
-    /// Queues one JSON line (without its newline). Never blocks.
-    pub fn write(&self, line: String) {
-        if let Some(tx) = &self.tx {
-            // A failed send means the thread is gone; it said why.
-            let _ = tx.send(line);
-        }
-    }
-
-    /// Writes what is queued and ends the thread (shutdown).
-    pub fn finish(&mut self) {
-        self.tx = None;
-        if let Some(t) = self.thread.take() {
-            // The thread only writes a file; it has nothing that can panic.
-            let _ = t.join();
-        }
-    }
-}
-
-/// Starts the writer for `dir/timeline.jsonl` (the directory exists: the log
+/// Starts the writer of `dir/timeline.jsonl` (the directory exists: the log
 /// writer created it). The file is opened on the first entry.
-pub fn spawn_timeline_writer(dir: &Path) -> std::io::Result<TimelineWriter> {
-    let path = dir.join("timeline.jsonl");
-    let (tx, rx) = crossbeam_channel::unbounded::<String>();
-    let thread = std::thread::Builder::new()
-        .name("timeline-writer".into())
-        .spawn(move || run_timeline_writer(path, rx))?;
-    Ok(TimelineWriter { tx: Some(tx), thread: Some(thread) })
-}
-
-fn run_timeline_writer(path: PathBuf, rx: crossbeam_channel::Receiver<String>) {
-    let mut file: Option<std::io::BufWriter<std::fs::File>> = None;
-    let mut failed = false;
-    while let Ok(first) = rx.recv() {
-        if file.is_none() && !failed {
-            match std::fs::OpenOptions::new().create(true).append(true).open(&path) {
-                Ok(f) => file = Some(std::io::BufWriter::new(f)),
-                Err(e) => {
-                    failed = true;
-                    eprintln!("[flowlayer] timeline: cannot open {}: {e}", path.display());
-                }
-            }
-        }
-        let Some(f) = file.as_mut() else { continue };
-        // Everything queued goes out in one write.
-        let mut result = writeln!(f, "{first}");
-        for line in rx.try_iter() {
-            result = result.and_then(|_| writeln!(f, "{line}"));
-        }
-        if let Err(e) = result.and_then(|_| f.flush()) {
-            eprintln!("[flowlayer] timeline: cannot write {}: {e}", path.display());
-            file = None;
-            failed = true;
-        }
-    }
+pub fn spawn_timeline_writer(dir: &Path) -> std::io::Result<AppendWriter> {
+    spawn_append_writer(dir.join("timeline.jsonl"), "timeline-writer", false)
 }
 
 #[cfg(test)]

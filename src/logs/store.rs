@@ -188,6 +188,23 @@ impl LogStore {
         self.rings.iter_mut().for_each(Ring::compact);
     }
 
+    /// The newest `n` lines `svc` wrote itself (stdout and stderr, not the
+    /// server's `system` lines), oldest first: an incident's evidence.
+    pub fn newest_output(&self, svc: SvcId, n: usize) -> Vec<String> {
+        let mut out = Vec::with_capacity(n);
+        let own = self.rings[svc.0].segs.iter().rev().filter(|s| s.batch.stream != Stream::System);
+        'segs: for seg in own {
+            for i in (seg.from as usize..seg.batch.len()).rev() {
+                if out.len() == n {
+                    break 'segs;
+                }
+                out.push(seg.batch.message(i).to_string());
+            }
+        }
+        out.reverse();
+        out
+    }
+
     /// Seq of the newest entry (below the first seq of the run when none).
     pub fn last_seq(&self) -> u64 {
         self.next_seq - 1
@@ -275,6 +292,18 @@ mod tests {
         let mut l = Lines::default();
         (from..from + n).for_each(|i| l.push(&format!("m{i}")));
         l
+    }
+
+    #[test]
+    fn newest_output_skips_the_servers_lines_and_keeps_order() {
+        let mut s = LogStore::new(2, 5, 1);
+        s.push(SvcId(0), Status::Running, Stream::Stdout, 0, lines(0, 3));
+        s.push(SvcId(0), Status::Running, Stream::System, 0, Lines::one("exited".into()));
+        s.push(SvcId(1), Status::Running, Stream::Stdout, 0, lines(10, 1));
+        s.push(SvcId(0), Status::Running, Stream::Stderr, 0, lines(3, 2));
+        assert_eq!(s.newest_output(SvcId(0), 3), vec!["m2", "m3", "m4"]);
+        // The ring keeps 5 lines, one of them the server's.
+        assert_eq!(s.newest_output(SvcId(0), 10), vec!["m1", "m2", "m3", "m4"]);
     }
 
     #[test]

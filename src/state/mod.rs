@@ -7,7 +7,8 @@
 //! sends on a channel that can be full (it has no sender of the bus at all,
 //! only `Producers`), and never waits on a client, the disk or the terminal.
 //! Resource readings (/proc) are the sampler's and the scrapes' work: this
-//! thread only tells them which process is whose.
+//! thread only tells them which process is whose, and subscribes to samples
+//! while the runaway guard needs them (it gets them on the bus, `Msg::Sampled`).
 
 mod budget;
 mod model;
@@ -21,15 +22,17 @@ use crate::bus::{
     KICK_SHUTDOWN, KICK_TOO_SLOW,
 };
 use crate::config::Config;
-use crate::health::{Job, Sampler, Scrape, Sink, TimelineWriter, WatchKey};
-use crate::logs::{format_timestamp, now_ms, read_jsonl_page, BatchJson, Page, Writer};
+use crate::health::{IncidentCount, Job, Sampler, Scrape, Sink, WatchKey};
+use crate::logs::{
+    format_timestamp, now_ms, read_jsonl_page, AppendWriter, BatchJson, Page, Writer,
+};
 use crate::output::Printer;
 use crate::supervisor::{self, signal_group};
 use crate::timer::Timer;
 use crate::wire;
 use budget::Budget;
 use crossbeam_channel::{Receiver, Sender};
-use flowlayer_protocol::{ErrorCode, ResultPayload};
+use flowlayer_protocol::{ErrorCode, Event, ResultPayload};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -57,7 +60,10 @@ pub struct Io {
     pub timer: Timer,
     pub writer: Option<Writer>,
     /// `timeline.jsonl`'s writer, with `logs.dir`.
-    pub timeline: Option<TimelineWriter>,
+    pub timeline: Option<AppendWriter>,
+    /// `incidents.jsonl`'s writer, with `logs.dir` and a guard (or incidents
+    /// a killed server left open).
+    pub incidents: Option<AppendWriter>,
     pub sampler: Sampler,
     pub printer: Printer,
     /// Told when shutdown begins, so the Session API stops accepting first.
@@ -116,6 +122,8 @@ struct Exec {
     quiet_armed: bool,
     /// Sessions with `service_stats` events on.
     watching: BTreeSet<SessionId>,
+    /// The runaway guard subscribes to samples.
+    guard_sampling: bool,
     /// A status changed: the sampler must learn which process is whose.
     views_changed: bool,
     /// `log` events not streamed to sessions already closed.
@@ -137,6 +145,7 @@ pub fn run_state(mut model: Model, io: Io, rx: BusRx, ctl: CtlRx, sigs: Receiver
         last_flood: None,
         quiet_armed: false,
         watching: BTreeSet::new(),
+        guard_sampling: false,
         views_changed: false,
         dropped_closed: 0,
     };
@@ -196,6 +205,9 @@ pub fn run_state(mut model: Model, io: Io, rx: BusRx, ctl: CtlRx, sigs: Receiver
     if let Some(t) = &mut ex.io.timeline {
         t.finish();
     }
+    if let Some(t) = &mut ex.io.incidents {
+        t.finish();
+    }
     ex.io.printer.sync(FINAL_FLUSH);
 }
 
@@ -211,10 +223,10 @@ impl Exec {
         }
     }
 
-    /// Something subscribes to samples (a watching session; the guard will
-    /// too), so the sampler must know which process is whose.
+    /// Something subscribes to samples (a watching session, the guard), so
+    /// the sampler must know which process is whose.
     fn sampling(&self) -> bool {
-        !self.watching.is_empty()
+        !self.watching.is_empty() || self.guard_sampling
     }
 
     fn name<'a>(&self, model: &'a Model, svc: SvcId) -> &'a str {
@@ -259,9 +271,24 @@ impl Exec {
             Effect::Disarm { svc, run, kind } => self.io.timer.disarm(svc, run, kind),
             Effect::Timeline(entry) => {
                 if let Some(t) = &self.io.timeline {
-                    t.write(entry.to_json_line(self.name(model, entry.svc)));
+                    let mut line = entry.to_json_line(self.name(model, entry.svc));
+                    line.push('\n');
+                    t.write(line);
                 }
             }
+            Effect::IncidentLine(line) => {
+                if let Some(t) = &self.io.incidents {
+                    t.write(line);
+                }
+            }
+            Effect::Incident(incident) => {
+                // Never dropped silently: like `service_status` (guard.md section 3).
+                if !self.sessions.is_empty() {
+                    self.broadcast_status(wire::event(Event::Incident(incident)));
+                }
+            }
+            Effect::GuardSampling(every) => self.guard_samples(every, model),
+            Effect::GuardAlarm(after) => self.io.timer.arm_guard(after.map(|d| Instant::now() + d)),
             Effect::Stats { session, id } => {
                 let Some(slot) = self.sessions.get(&session) else { return };
                 let outbox = slot.outbox.clone();
@@ -461,6 +488,20 @@ impl Exec {
         self.io.sampler.send(Job::Watch { key, every: Some((every, sink)) });
     }
 
+    /// The guard's samples start or change period (`Some`), or end: they come
+    /// on the bus (`Msg::Sampled`), offered, so the sampler never waits.
+    fn guard_samples(&mut self, every: Option<Duration>, model: &Model) {
+        let every = every.map(|d| {
+            if !self.sampling() {
+                // Views are only kept up to date while someone samples.
+                self.io.sampler.send(Job::Views(model.views()));
+            }
+            (d, Sink::State(self.io.bus.sender()))
+        });
+        self.guard_sampling = every.is_some();
+        self.io.sampler.send(Job::Watch { key: WatchKey::Guard, every });
+    }
+
     fn unwatch(&mut self, session: SessionId) {
         if self.watching.remove(&session) {
             let key = WatchKey::Session(session);
@@ -475,6 +516,17 @@ impl Exec {
             views: model.views(),
             sessions: self.sessions.len(),
             dropped_logs: self.dropped_closed + open,
+            incidents: model
+                .guard
+                .totals()
+                .map(|(service, rule, action, dry_run, count)| IncidentCount {
+                    service: service.to_string(),
+                    rule,
+                    action,
+                    dry_run,
+                    count,
+                })
+                .collect(),
             meter: self.io.sampler.meter.clone(),
         };
         // The channel has room for this one answer; a scrape that gave up

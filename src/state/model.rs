@@ -1,27 +1,32 @@
 //! The service model: every status, every run, the boot/start-all/stop-all
-//! sequences and the log rings. Pure: `Model::handle(msg, now)` returns the
-//! effects to carry out, and the state thread (`state::run_state`) carries them
-//! out. Unit tests drive it with messages and a fixed clock.
+//! sequences, the log rings and the runaway guard (`model/guard.rs`). Pure:
+//! `Model::handle(msg, now)` returns the effects to carry out, and the state
+//! thread (`state::run_state`) carries them out. Unit tests drive it with
+//! messages and a fixed clock.
 
 use crate::bus::{
     Command, DeadlineKind, ExitInfo, LogQuery, Msg, RunId, SessionId, Sig, Status, Stream, SvcId,
 };
 use crate::config::{Config, Kind, Probe, RestartPolicy};
+use crate::guard::{Guard, History, Incident};
 use crate::health::restart::{Backoff, Decision, Jitter, Pending};
 use crate::health::timeline::{fields, Entry, Timeline};
 use crate::logs::{Batch, Lines, LogStore, Page};
 use crate::plan::Plan;
 use crate::supervisor::GroupSignal;
 use flowlayer_protocol::{
-    AllResult, CommandName, Empty, ErrorBody, ErrorCode, ResultData, ResultPayload, ServiceResult,
-    ServiceState, Snapshot, Timeline as TimelineData, TimelineKind, TimelineQuery,
+    AllResult, CommandName, Empty, ErrorBody, ErrorCode, IncidentQuery, ResultData, ResultPayload,
+    ServiceResult, ServiceState, Snapshot, Timeline as TimelineData, TimelineKind, TimelineQuery,
 };
 use serde_json::json;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod guard;
 mod why;
+
+use guard::GuardAct;
 
 /// How long a stopping service gets between SIGTERM (or `stopCmd`) and SIGKILL.
 pub const STOP_GRACE: Duration = Duration::from_secs(8);
@@ -113,6 +118,16 @@ pub enum Effect {
         page: Page,
         effective_limit: usize,
     },
+    /// A line (newline included) for `logs.dir/incidents.jsonl`.
+    IncidentLine(String),
+    /// An incident opened, acted or closed: the `incident` event for every
+    /// session (one that cannot take it is closed: never dropped silently).
+    Incident(Box<Incident>),
+    /// The guard's resource samples start or change period (`Some`), or end.
+    GuardSampling(Option<Duration>),
+    /// The guard's next look (`Msg::GuardCheck`) is due after this long,
+    /// replacing the one armed before (`None`: none).
+    GuardAlarm(Option<Duration>),
     /// Every service is down and the shutdown is complete.
     Exit,
 }
@@ -277,6 +292,10 @@ struct Svc {
     backoff: Backoff,
     probe: Option<ProbeStreak>,
     counters: Counters,
+    /// The stop or restart the guard asked for, until its outcome is known.
+    guard_act: Option<GuardAct>,
+    /// When the guard was last given a sample of the current run (Unix ms).
+    guard_sampled_ms: Option<i64>,
 }
 
 #[derive(Debug)]
@@ -315,6 +334,15 @@ pub struct Model {
     booting: bool,
     shutting_down: bool,
     disk_logs: bool,
+    /// The runaway guard (guard.md) and the incident history.
+    pub guard: Guard,
+    /// Lines for `incidents.jsonl` to write at boot: the incidents a killed
+    /// server left open, closed now.
+    guard_boot_lines: Vec<String>,
+    /// The period the guard samples at, while it does.
+    guard_sampling: Option<Duration>,
+    /// When the guard's next look is armed for (Unix ms).
+    guard_alarm: Option<i64>,
 }
 
 /// Result data `{"service","status"}`.
@@ -344,10 +372,13 @@ impl Model {
                 backoff: Backoff::default(),
                 probe: None,
                 counters: Counters::default(),
+                guard_act: None,
+                guard_sampled_ms: None,
             })
             .collect();
         let disk_logs = cfg.logs_dir.is_some();
         let timeline = Timeline::new(cfg.services.len());
+        let (guard, _) = Guard::new(&cfg, History::default(), 0);
         Model {
             cfg,
             plan,
@@ -360,7 +391,25 @@ impl Model {
             booting: false,
             shutting_down: false,
             disk_logs,
+            guard,
+            guard_boot_lines: Vec::new(),
+            guard_sampling: None,
+            guard_alarm: None,
         }
+    }
+
+    /// Starts the guard from the incident history read at boot
+    /// (`incidents.jsonl`); the incidents it left open are closed by `boot`.
+    pub fn load_incidents(&mut self, history: History, now: i64) {
+        let (guard, fx) = Guard::new(&self.cfg, history, now);
+        self.guard = guard;
+        self.guard_boot_lines = fx
+            .into_iter()
+            .filter_map(|e| match e {
+                crate::guard::GuardEffect::Record(line) => Some(line),
+                _ => None,
+            })
+            .collect();
     }
 
     fn name(&self, svc: SvcId) -> &str {
@@ -440,7 +489,8 @@ impl Model {
 
     /// Starts the boot sequence (wave 0 onwards).
     pub fn boot(&mut self, now: i64) -> Vec<Effect> {
-        let mut fx = Vec::new();
+        let mut fx: Vec<Effect> =
+            self.guard_boot_lines.drain(..).map(Effect::IncidentLine).collect();
         self.booting = true;
         self.seq = Some(Sequence {
             waves: self.plan.waves.clone(),
@@ -462,8 +512,14 @@ impl Model {
                 c.bytes[stream as usize] += lines.text.len() as u64;
                 // Lines of any run are kept: they were written, whatever came after.
                 let phase = self.svcs[svc.0].status;
-                fx.push(Effect::Logs(self.store.push(svc, phase, stream, now, lines)));
+                let batch = self.store.push(svc, phase, stream, now, lines);
                 drop(permit);
+                if self.guard.watches_lines(svc) {
+                    fx.push(Effect::Logs(batch.clone()));
+                    self.guard_lines(svc, stream, &batch, now, &mut fx);
+                } else {
+                    fx.push(Effect::Logs(batch));
+                }
                 // Lines change no status, so no sequence can move (the hot path).
                 return fx;
             }
@@ -488,11 +544,13 @@ impl Model {
             | Msg::Closed { .. }
             | Msg::LiveTail
             | Msg::LogsQuiet
-            | Msg::Scrape { .. }
-            | Msg::Sampled(_) => {}
+            | Msg::Scrape { .. } => {}
+            Msg::Sampled(sample) => self.on_sampled(&sample, now, &mut fx),
+            Msg::GuardCheck => self.on_guard_check(now, &mut fx),
             Msg::Command { session, id, cmd } => self.on_command(session, id, cmd, now, &mut fx),
         }
         self.advance(now, &mut fx);
+        self.guard_settle(now, &mut fx);
         fx
     }
 
@@ -771,10 +829,12 @@ impl Model {
         self.svcs[svc.0].started_ms = Some(now);
         if self.svcs[svc.0].status != Status::Starting {
             // Stopped while spawning (shutdown): stop the fresh process at once.
+            self.guard_started(svc, pid, now, fx);
             self.begin_stop(svc, "shutdown", Some("shutdown"), now, fx);
             return;
         }
         self.set_status(svc, Status::Running, format!("spawned (pid {pid})"), now, fx);
+        self.guard_started(svc, pid, now, fx);
         if self.cfg.services[svc.0].ready.is_some() {
             fx.push(Effect::StartProbe { svc, run });
         }
@@ -804,6 +864,7 @@ impl Model {
         if let Some(d) = decision {
             self.announce_restart(svc, d, now, fx);
         }
+        self.guard_start_failed(svc, &error, now, fx);
         let r = self.resolve(svc, &[WaitKind::Start, WaitKind::Restart], Err(error));
         fx.extend(r);
     }
@@ -847,7 +908,10 @@ impl Model {
                 RestartPolicy::OnFailure => !exit.success(),
                 RestartPolicy::Always => true,
             };
+        // A guard stop ends `failed`, with what the guard found as the reason.
+        let guard_stop = self.guard_stop_cause(svc);
         let next = match was {
+            Status::Stopping if guard_stop.is_some() => Status::Failed,
             Status::Stopping => Status::Stopped,
             Status::Failed => Status::Failed,
             _ if oneshot && exit.success() => Status::Stopped,
@@ -876,8 +940,9 @@ impl Model {
         ]);
         self.record(svc, TimelineKind::Exit, format!("{exit} after {ran}"), f, now, fx);
         let decision = restart.then(|| self.decide_restart(svc, run, run_ms, now, fx));
-        let cause = match (was, stop_cause) {
-            (Status::Stopping, Some(c)) => format!("{c} ({exit})"),
+        let cause = match (was, stop_cause, guard_stop) {
+            (Status::Stopping, _, Some(g)) => format!("{g} ({exit})"),
+            (Status::Stopping, Some(c), None) => format!("{c} ({exit})"),
             _ => format!("{exit} after {ran}"),
         };
         self.set_status(svc, next, cause, now, fx);
@@ -886,6 +951,8 @@ impl Model {
         }
         let r = self.resolve(svc, &[WaitKind::Stop], Ok(()));
         fx.extend(r);
+        // The guard's restart, or how its stop ended.
+        self.guard_exited(svc, stopping_all, now, fx);
         if self.svcs[svc.0].start_after_stop && !self.shutting_down {
             self.begin_start(svc, "restart_service from a client".into(), now, fx);
         } else if self.svcs[svc.0].start_after_stop {
@@ -1299,7 +1366,8 @@ impl Model {
         let outcome: Result<Option<WaitKind>, Failure> = (|| match &cmd {
             Command::GetSnapshot | Command::GetStats | Command::WatchStats(_) => Ok(None),
             Command::GetLogs(LogQuery { service, .. })
-            | Command::GetTimeline(TimelineQuery { service, .. }) => {
+            | Command::GetTimeline(TimelineQuery { service, .. })
+            | Command::GetIncidents(IncidentQuery { service, .. }) => {
                 if let Some(name) = service {
                     lookup(self, name)?;
                 }
@@ -1348,12 +1416,6 @@ impl Model {
                 }
                 Ok(None)
             }
-            // Not served yet (the guard's): sessions refuse it before it gets
-            // here (`bus::CAPABILITIES`); answered as any unknown command if it does.
-            Command::GetIncidents(_) => Err(Failure::new(
-                ErrorCode::UnknownCommand,
-                format!("unknown command \"{}\"", cmd.name().as_str()),
-            )),
         })();
         let wait = match outcome {
             Err(f) => {
@@ -1387,8 +1449,7 @@ impl Model {
             }
             Command::StartAll => self.cmd_all(session, id, SeqKind::StartAll, now, fx),
             Command::StopAll => self.cmd_all(session, id, SeqKind::StopAll, now, fx),
-            // Refused above.
-            Command::GetIncidents(_) => {}
+            Command::GetIncidents(q) => self.cmd_get_incidents(session, id, q, fx),
         }
     }
 
@@ -1560,7 +1621,7 @@ mod tests {
         Model::new(Arc::new(cfg), plan, store)
     }
 
-    fn spawns(fx: &[Effect]) -> Vec<(SvcId, RunId)> {
+    pub(super) fn spawns(fx: &[Effect]) -> Vec<(SvcId, RunId)> {
         fx.iter()
             .filter_map(|e| match e {
                 Effect::Spawn { svc, run } => Some((*svc, *run)),
@@ -1578,7 +1639,7 @@ mod tests {
         out
     }
 
-    fn system_lines(fx: &[Effect]) -> Vec<String> {
+    pub(super) fn system_lines(fx: &[Effect]) -> Vec<String> {
         let mut out = Vec::new();
         for e in fx {
             if let Effect::Logs(b) = e {
@@ -1588,7 +1649,7 @@ mod tests {
         out
     }
 
-    fn command(m: &mut Model, id: &str, cmd: Command) -> Vec<Effect> {
+    pub(super) fn command(m: &mut Model, id: &str, cmd: Command) -> Vec<Effect> {
         m.handle(Msg::Command { session: SessionId(1), id: id.into(), cmd }, NOW)
     }
 
@@ -1981,15 +2042,5 @@ mod tests {
         assert!(fx.iter().any(
             |e| matches!(e, Effect::Ack { outcome: Err(f), .. } if f.code == ErrorCode::UnknownService)
         ));
-    }
-
-    #[test]
-    fn commands_the_server_does_not_serve_are_refused_as_unknown() {
-        let mut m = model(r#"{"services":{"a":{"cmd":"x"}}}"#);
-        let q = flowlayer_protocol::IncidentQuery::default();
-        let fx = command(&mut m, "1", Command::GetIncidents(q));
-        let [Effect::Ack { outcome: Err(f), .. }] = fx.as_slice() else { panic!("{fx:?}") };
-        let message = "unknown command \"get_incidents\"";
-        assert_eq!(f, &Failure::new(ErrorCode::UnknownCommand, message));
     }
 }

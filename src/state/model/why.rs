@@ -1,5 +1,6 @@
 //! "Why is it not up?": the one sentence `get_timeline` gives for a service
-//! (health.md section 3), read from the model's state on the state thread.
+//! (health.md section 3), read from the model's state on the state thread,
+//! with the runaway guard's open incident, if any (guard.md).
 
 use super::{secs, Model};
 use crate::bus::{Status, SvcId};
@@ -13,9 +14,16 @@ impl Model {
     /// One sentence on what `svc` is waiting for or why it is not up:
     /// `ready`; `waiting for db: running, tcp 127.0.0.1:5432: connection
     /// refused ×12 in 6.0 s`; `failed: exited with code 1 after 0.4 s; crash
-    /// loop, not restarting`.
+    /// loop, not restarting`. While the runaway guard has an incident open
+    /// for the service, it says so: `running; guard incident inc-3 open:
+    /// repeat: 97 % of 1,840 lines were "retry <n> failed"`.
     pub fn why(&self, svc: SvcId, now: i64) -> String {
-        self.why_at(svc, now, 0)
+        let mut out = self.why_at(svc, now, 0);
+        if let Some(note) = self.guard_note(svc) {
+            out.push_str("; ");
+            out.push_str(&note);
+        }
+        out
     }
 
     fn why_at(&self, svc: SvcId, now: i64, depth: usize) -> String {

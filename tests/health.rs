@@ -2,9 +2,10 @@
 //! read from /proc, the timeline's `why`, `/metrics` and the new commands.
 
 use crate::support::ws::Client;
-use crate::support::{free_port, wait_for, wait_until, Opts, Server};
+use crate::support::{
+    free_port, http_get, metric, promtool_check, wait_for, wait_until, Opts, Server,
+};
 use serde_json::{json, Value};
-use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
@@ -342,27 +343,6 @@ fn issue_12_why_names_the_dependency_and_its_probe_error() {
     assert_eq!(waiting["dependencies"], json!([{"service": "db", "status": "starting"}]));
 }
 
-/// One raw `GET` with a bearer token; returns (status, head, body).
-fn http_get(addr: &str, path: &str, token: Option<&str>) -> (u16, String, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(T)).unwrap();
-    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n").unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    (head[9..12].parse().unwrap(), head.to_string(), body.to_string())
-}
-
-/// The value of the sample `name{labels}` in a scrape.
-fn metric(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series).and_then(|v| v.strip_prefix(' ')))
-        .unwrap_or_else(|| panic!("no {series} in\n{text}"))
-        .parse()
-        .unwrap()
-}
-
 #[test]
 fn issue_12_metrics_pass_promtool_and_match_get_stats() {
     let s = resources();
@@ -378,20 +358,7 @@ fn issue_12_metrics_pass_promtool_and_match_get_stats() {
     let (code, head, text) = http_get(&a, "/metrics", Some(&s.token));
     assert_eq!(code, 200, "{head}\n{text}");
     assert!(head.contains("Content-Type: text/plain; version=0.0.4; charset=utf-8"), "{head}");
-    // CI installs promtool (.ci/run); a machine without it fails here rather
-    // than passing without the check.
-    let mut tool = std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("promtool (Debian package prometheus) must be installed for this test");
-    tool.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-    let out = tool.wait_with_output().unwrap();
-    let said =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success() && said.trim().is_empty(), "promtool: {said}\n{text}");
+    promtool_check(&text);
     let hold = stats_of(&mut c, "hold");
     let rss = metric(&text, "flowlayer_service_resident_memory_bytes{service=\"hold\"}");
     let stats_rss = hold["rss_bytes"].as_f64().unwrap();

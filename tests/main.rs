@@ -9,6 +9,8 @@ mod boot;
 mod cli;
 /// Config validation errors as a user sees them.
 mod config;
+/// The runaway guard (issue 13): the corpus on real processes, incidents, get_incidents.
+mod guard;
 /// Service health (issue 12): restarts, resources, timeline, /metrics.
 mod health;
 /// Log capture: JSONL contents, seq continuity, bursts.

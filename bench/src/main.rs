@@ -5,6 +5,7 @@
 //! Usage: flowlayer-bench [--quick] [--only W1,W3,...]
 //! Expects release builds of flowlayer-server and fl-helper next to itself.
 
+mod guard;
 mod proc;
 mod workloads;
 
@@ -64,7 +65,7 @@ fn main() {
     }
     let wanted = |w: &str| only.as_ref().is_none_or(|o| o.iter().any(|x| x == w));
     let mut rows: Vec<Row> = Vec::new();
-    let plan: [(&str, Workload); 8] = [
+    let plan: [(&str, Workload); 9] = [
         ("W1", workloads::w1),
         ("W1x4", workloads::w1x4),
         ("W1+clients", workloads::w1_clients),
@@ -73,6 +74,7 @@ fn main() {
         ("W5", workloads::w5),
         ("W6", workloads::w6),
         ("W7", workloads::w7),
+        ("W8", guard::w8),
     ];
     for (name, f) in plan {
         if wanted(name) {

@@ -193,6 +193,26 @@ impl Client {
         }
     }
 
+    /// Next text frame, or `None` when the socket's read timeout passed first.
+    pub fn next_or_timeout(&mut self) -> Option<tungstenite::Utf8Bytes> {
+        loop {
+            match self.ws.read() {
+                Ok(Message::Text(t)) => return Some(t),
+                Ok(Message::Close(_)) => panic!("the server closed the session"),
+                Ok(_) => {}
+                Err(tungstenite::Error::Io(e))
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return None
+                }
+                Err(e) => panic!("session read failed: {e}"),
+            }
+        }
+    }
+
     /// Sends a command and returns its result payload, skipping other frames.
     pub fn call(&mut self, name: &str, payload: Value) -> Value {
         self.n += 1;

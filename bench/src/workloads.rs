@@ -17,7 +17,7 @@ use std::time::Duration;
 const LINES: usize = 1_000_000;
 const T: Duration = Duration::from_secs(120);
 
-fn row(workload: &'static str, metric: &str, values: Vec<f64>, unit: &'static str) -> Row {
+pub fn row(workload: &'static str, metric: &str, values: Vec<f64>, unit: &'static str) -> Row {
     Row { workload, metric: metric.into(), values, unit, baseline: None }
 }
 
@@ -107,10 +107,10 @@ fn span(dir: &Path, n: usize) -> (u128, u128) {
     (t.iter().map(|x| x.0).min().unwrap_or(0), t.iter().map(|x| x.1).max().unwrap_or(0))
 }
 
-struct FloodRun {
-    write_s: f64,
-    captured_s: f64,
-    lost: usize,
+pub struct FloodRun {
+    pub write_s: f64,
+    pub captured_s: f64,
+    pub lost: usize,
     peak_rss_mb: f64,
     after_rss_mb: f64,
     statuses_ok: Option<(usize, usize)>,
@@ -118,6 +118,17 @@ struct FloodRun {
 
 /// One server run with `n` floods (and optionally `clients` sessions, one stalled).
 fn flood_run(env: &Env, n: usize, clients: usize, check_get_logs: bool) -> FloodRun {
+    flood_run_with(env, n, clients, check_get_logs, None)
+}
+
+/// `flood_run` with a top-level `guard` in the config.
+pub fn flood_run_with(
+    env: &Env,
+    n: usize,
+    clients: usize,
+    check_get_logs: bool,
+    guard: Option<Value>,
+) -> FloodRun {
     let dir = work_dir("flood");
     let mut services = serde_json::Map::new();
     services.insert(
@@ -130,7 +141,10 @@ fn flood_run(env: &Env, n: usize, clients: usize, check_get_logs: bool) -> Flood
             json!({"cmd": flood_argv(env, &dir, id), "kind": "oneshot", "dependsOn": ["gate"]}),
         );
     }
-    let cfg = json!({"logs": {"dir": "./logs"}, "services": services});
+    let mut cfg = json!({"logs": {"dir": "./logs"}, "services": services});
+    if let Some(g) = guard {
+        cfg["guard"] = g;
+    }
     let server = Server::start(&env.server, &dir, cfg);
     let mut stalled = None;
     let mut readers = Vec::new();
@@ -232,7 +246,7 @@ fn flood_run(env: &Env, n: usize, clients: usize, check_get_logs: bool) -> Flood
     }
 }
 
-fn repeats(env: &Env, full: usize) -> usize {
+pub fn repeats(env: &Env, full: usize) -> usize {
     if env.quick {
         1
     } else {

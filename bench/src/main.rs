@@ -65,10 +65,11 @@ fn main() {
     }
     let wanted = |w: &str| only.as_ref().is_none_or(|o| o.iter().any(|x| x == w));
     let mut rows: Vec<Row> = Vec::new();
-    let plan: [(&str, Workload); 9] = [
+    let plan: [(&str, Workload); 10] = [
         ("W1", workloads::w1),
         ("W1x4", workloads::w1x4),
         ("W1+clients", workloads::w1_clients),
+        ("W1+guard", guard::w1_guard),
         ("W2", workloads::w2),
         ("W3", workloads::w3),
         ("W5", workloads::w5),

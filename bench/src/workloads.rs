@@ -111,6 +111,8 @@ pub struct FloodRun {
     pub write_s: f64,
     pub captured_s: f64,
     pub lost: usize,
+    /// CPU time of the server's `state` thread over the run, in ms.
+    pub state_cpu_ms: f64,
     peak_rss_mb: f64,
     after_rss_mb: f64,
     statuses_ok: Option<(usize, usize)>,
@@ -186,6 +188,7 @@ pub fn flood_run_with(
     let captured_ns = mono_ns();
     assert!(captured, "lines did not reach the log files");
     let peak_rss_mb = status_kb(server.pid(), "VmHWM") / 1024.0;
+    let state_cpu_ms = crate::proc::thread_cpu_ns(server.pid(), "state") / 1e6;
     // What the server keeps once the flood is over (it tidies up 500 ms after
     // the last big batch), before any get_logs paging allocates again.
     std::thread::sleep(Duration::from_secs(1));
@@ -243,6 +246,7 @@ pub fn flood_run_with(
         peak_rss_mb,
         after_rss_mb,
         statuses_ok,
+        state_cpu_ms,
     }
 }
 

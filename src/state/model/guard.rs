@@ -504,6 +504,41 @@ mod tests {
     }
 
     #[test]
+    fn a_guard_restart_cut_short_says_what_happened() {
+        // Shutdown between the stop and the start: no new run.
+        let mut m = up(&looping("restart"));
+        m.handle(lines(A, 0, 25), NOW + 10);
+        m.handle(Msg::Signal(crate::bus::Sig::Terminate), NOW + 20);
+        let fx =
+            m.handle(Msg::Exited { svc: A, run: RunId(1), exit: ExitInfo::Signal(15) }, NOW + 520);
+        assert!(spawns(&fx).is_empty());
+        let outcome = incidents(&fx)[0].outcome.clone();
+        assert_eq!(
+            outcome.as_deref(),
+            Some("stopped in 0.5 s, not restarted: the stack is being stopped")
+        );
+        // The new run cannot start.
+        let mut m = up(&looping("restart"));
+        m.handle(lines(A, 0, 25), NOW + 10);
+        let fx =
+            m.handle(Msg::Exited { svc: A, run: RunId(1), exit: ExitInfo::Signal(15) }, NOW + 110);
+        let (svc, run) = spawns(&fx)[0];
+        let fx = m.handle(Msg::SpawnFailed { svc, run, error: "no such file".into() }, NOW + 120);
+        let changed = incidents(&fx);
+        assert_eq!(
+            changed[0].outcome.as_deref(),
+            Some("stopped in 0.1 s, but the new run failed to start: no such file")
+        );
+        assert_eq!(changed[1].close_reason.as_deref(), Some("service stopped"));
+        assert_eq!(m.status(A), Status::Failed);
+        // An action on a service already being stopped is not carried out.
+        let mut m = up(&looping("restart"));
+        command(&mut m, "s", Command::StopService("a".into()));
+        m.handle(lines(A, 0, 25), NOW + 10);
+        assert!(m.guard.incidents(None, None, 10).is_empty(), "a stopping run is not looked at");
+    }
+
+    #[test]
     fn a_stack_without_a_guard_samples_nothing_and_arms_nothing() {
         let mut m = model(r#"{"services": {"a": {"cmd": "x"}}}"#);
         let mut fx = m.boot(NOW);

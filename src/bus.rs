@@ -242,7 +242,9 @@ pub enum Msg {
     Lines { svc: SvcId, stream: Stream, lines: crate::logs::Lines, permit: crate::credit::Permit },
     /// The state thread's own spawn of a run succeeded (queued locally, never sent).
     Spawned { svc: SvcId, run: RunId, pid: u32 },
-    /// The spawn of a run failed before any process ran (queued locally, never sent).
+    /// The spawn of a run failed before any process ran (queued locally; sent
+    /// by a `port:<svc>` thread when the service's port was in use, once it
+    /// has looked up who holds it).
     SpawnFailed { svc: SvcId, run: RunId, error: String },
     /// The process of a run ended. Its group has been SIGKILLed and its output
     /// drained (or the drain grace passed), so no line of the run comes after this

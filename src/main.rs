@@ -12,12 +12,15 @@ mod health;
 mod logs;
 mod output;
 mod plan;
+mod procfs;
+mod runtime;
 mod session;
 mod signals;
 mod state;
 mod supervisor;
 mod timer;
 mod token;
+mod watchdog;
 mod wire;
 
 use std::io::IsTerminal;
@@ -29,13 +32,18 @@ use std::sync::Arc;
 enum Fatal {
     /// Bad input: `Error: <message>` lines, the help, exit 2.
     Usage(String),
-    /// Bad input whose message is clear without the help (bind failure): exit 2.
+    /// Bad input whose message is clear without the help (bind failure, the
+    /// stack already running): exit 2.
     Bind(String),
     /// Anything else: exit 1.
     Other(String),
 }
 
 fn main() -> ExitCode {
+    // The watchdog process is this binary too (watchdog/process.rs).
+    if let Some(code) = watchdog::run_if_requested() {
+        return code;
+    }
     match run() {
         Ok(code) => code,
         Err(Fatal::Usage(msg)) => {
@@ -139,6 +147,10 @@ fn run() -> Result<ExitCode, Fatal> {
         cfg.session.bind = Some(bind);
     }
     let token = given_token(args.token.clone(), cfg.session.token.as_ref())?;
+    // Before the session binds, so a second server on this config is refused
+    // as such, and before any service starts.
+    let mut instance =
+        runtime::Instance::claim(&mut cfg).map_err(|e| Fatal::Bind(e.to_string()))?;
     let cfg = Arc::new(cfg);
     let (producers, bus_rx) = bus::bus();
     let (ctl_tx, ctl_rx) = bus::control();
@@ -148,9 +160,10 @@ fn run() -> Result<ExitCode, Fatal> {
         .map_err(|e| Fatal::Other(format!("cannot handle signals: {e}")))?;
 
     let session = match &cfg.session.bind {
-        Some(bind) => Some(start_session(&cfg, bind, token, &ctl_tx)?),
+        Some(bind) => Some(start_session(&cfg, bind, token, &ctl_tx, &mut instance)?),
         None => None,
     };
+    instance.write_record();
 
     let waves = plan.waves.len();
     println!(
@@ -216,6 +229,7 @@ fn run() -> Result<ExitCode, Fatal> {
     if let Some(s) = session {
         s.finish();
     }
+    instance.finish();
     Ok(ExitCode::SUCCESS)
 }
 
@@ -249,6 +263,7 @@ fn start_session(
     bind: &config::BindAddr,
     token: Option<(String, TokenFrom)>,
     ctl: &bus::CtlTx,
+    instance: &mut runtime::Instance,
 ) -> Result<session::SessionHandle, Fatal> {
     let (token, from) = match token {
         Some(t) => t,
@@ -258,8 +273,9 @@ fn start_session(
         ),
     };
     let generated = from == TokenFrom::Generated;
-    let handle = session::start(bind, token.clone(), ctl.clone())
+    let handle = session::start(bind, token.clone(), ctl.clone(), instance.id.clone())
         .map_err(|e| Fatal::Bind(format!("session API: cannot listen on {bind}: {e}")))?;
+    instance.publish(session::dial_addr(&handle.addr), token.clone());
     if generated {
         println!("[flowlayer] boot: session token: {token}");
     }

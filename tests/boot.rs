@@ -87,8 +87,13 @@ fn busy_port_fails_the_service_instead_of_launching_it() {
     let mut s = no_session("tests/preflight.jsonc", &[("BUSY", port.to_string())]);
     s.wait_started();
     let out = s.stdout();
-    let line = format!("busy | [flowlayer] failed to start: port {port} is already in use");
+    // Issue 14: the holder is named (here, this test process).
+    let line = format!(
+        "busy | [flowlayer] failed to start: port {port} is in use by pid {} (",
+        std::process::id()
+    );
     assert!(out.contains(&line), "{out}");
+    assert!(out.contains("), started by another program\n"), "{out}");
     assert!(out.contains("wave 0 │ busy → failed"), "{out}");
     assert!(out.contains("wave 0 │ fine → running"), "{out}");
     assert!(s.shutdown().success());
@@ -125,6 +130,19 @@ fn services_get_merged_env_and_the_config_directory_as_cwd() {
     assert!(out.contains("sub  | FL_GREETING=\n"), "env is per service:\n{out}");
     assert!(out.contains(&format!("home | cwd={}", dir.display())), "{out}");
     assert!(out.contains(&format!("sub  | cwd={}", dir.join("logs").display())), "{out}");
+    // Every service knows which stack and run it belongs to.
+    assert!(out.contains("home | FLOWLAYER_SERVICE=home\n"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "home | FLOWLAYER_CONFIG={}\n",
+            s.config.canonicalize().unwrap().display()
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains("home | FLOWLAYER_INSTANCE=") && !out.contains("home | FLOWLAYER_INSTANCE=\n"),
+        "{out}"
+    );
     s.shutdown();
 }
 

@@ -9,6 +9,9 @@ mod boot;
 mod cli;
 /// Config validation errors as a user sees them.
 mod config;
+/// Crash safety and the runtime directory: no orphans after a SIGKILL, leftovers
+/// of a killed run, one server per config, records, the port's holder.
+mod crash;
 /// The runaway guard (issue 13): the corpus on real processes, incidents, get_incidents.
 mod guard;
 /// Service health (issue 12): restarts, resources, timeline, /metrics.

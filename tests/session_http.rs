@@ -67,7 +67,7 @@ fn generated_token_is_printed_and_works() {
     let p = port.to_string();
     let mut s = Server::start_with(
         "tests/session.jsonc",
-        Opts { vars: &vars, session: false, extra: &["-s", &p], dir: None },
+        Opts { vars: &vars, session: false, extra: &["-s", &p], ..Opts::default() },
     );
     s.wait_started();
     let out = s.stdout();

@@ -25,7 +25,7 @@ fn start(config: &str, extra: &[&str], env: Option<&str>) -> Server {
     args.extend(extra);
     let vars = [("TOKEN", config.to_string())];
     let env: Vec<(&str, &str)> = env.map(|e| (TOKEN_ENV, e)).into_iter().collect();
-    let opts = Opts { vars: &vars, session: false, extra: &args, dir: None };
+    let opts = Opts { vars: &vars, session: false, extra: &args, ..Opts::default() };
     let mut s = Server::start_with_env("tests/token.jsonc", opts, &env);
     s.port = port.parse().unwrap();
     s.wait_started();

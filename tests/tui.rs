@@ -117,7 +117,12 @@ fn a_client_started_first_connects_when_the_server_comes_up() {
     let vars = [("P1", free_port().to_string())];
     let mut s = Server::start_with(
         "tests/session.jsonc",
-        Opts { vars: &vars, session: false, extra: &["-s", &p, "-token", "test-token"], dir: None },
+        Opts {
+            vars: &vars,
+            session: false,
+            extra: &["-s", &p, "-token", "test-token"],
+            ..Opts::default()
+        },
     );
     s.wait_started();
     t.wait("connected", |sc| sc.contains("● connected") && Tmux::row(sc, "web").contains("ready"));
@@ -126,7 +131,12 @@ fn a_client_started_first_connects_when_the_server_comes_up() {
     t.wait("outage", |sc| sc.contains("connection lost") || sc.contains("unreachable"));
     let mut s2 = Server::start_with(
         "tests/session.jsonc",
-        Opts { vars: &vars, session: false, extra: &["-s", &p, "-token", "test-token"], dir: None },
+        Opts {
+            vars: &vars,
+            session: false,
+            extra: &["-s", &p, "-token", "test-token"],
+            ..Opts::default()
+        },
     );
     s2.wait_started();
     t.wait("reconnected", |sc| sc.contains("● connected") && sc.contains("reconnected"));

@@ -33,6 +33,9 @@ pub const DEFAULT_RESTART_WINDOW: Duration = Duration::from_millis(60_000);
 pub struct Config {
     /// The path as the user gave or discovery found it (shown in messages).
     pub path: PathBuf,
+    /// The stack's name: `name`, else the config directory's name (stacks.md
+    /// section 1), always valid by `valid_stack_name`.
+    pub name: String,
     pub session: SessionCfg,
     pub logs_dir: Option<PathBuf>,
     pub log_view: LogView,

@@ -149,8 +149,18 @@ fn resolve(dir: &Path, rel: String) -> PathBuf {
 
 pub(super) fn validate(root: &Value, dir: &Path) -> Result<Config, Vec<ConfigProblem>> {
     let mut w = Walk { problems: Vec::new() };
-    let Some(top) = w.object(root, "", &["session", "logs", "logView", "guard", "services"]) else {
+    let Some(top) =
+        w.object(root, "", &["name", "session", "logs", "logView", "guard", "services"])
+    else {
         return Err(w.problems);
+    };
+    let name = match w.string(top, "name", "") {
+        Some(n) if valid_stack_name(&n) => n,
+        Some(n) => {
+            w.invalid("name".into(), &format!("\"{n}\""), STACK_NAME_RULE);
+            String::new()
+        }
+        None => default_stack_name(dir),
     };
     let session = top.get("session").map(|v| session(&mut w, v)).unwrap_or_default();
     let logs_dir = top.get("logs").and_then(|v| {
@@ -196,7 +206,37 @@ pub(super) fn validate(root: &Value, dir: &Path) -> Result<Config, Vec<ConfigPro
     if !w.problems.is_empty() {
         return Err(w.problems);
     }
-    Ok(Config { path: Default::default(), session, logs_dir, log_view, services })
+    Ok(Config { path: Default::default(), name, session, logs_dir, log_view, services })
+}
+
+/// Longest stack name, in bytes.
+pub const STACK_NAME_MAX: usize = 64;
+const STACK_NAME_RULE: &str = "is not a valid stack name (letters, digits, '.', '_' and '-', \
+     starting with a letter or digit, at most 64 characters)";
+
+/// A stack name is typed on command lines (`flowlayer status -s NAME`) and
+/// shown in narrow bars: short, plain, and never taken for a flag.
+pub fn valid_stack_name(n: &str) -> bool {
+    n.len() <= STACK_NAME_MAX
+        && n.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && n.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// The config directory's name made valid: other characters become `-`,
+/// leading ones that cannot start a name are dropped; `stack` when nothing is left.
+pub fn default_stack_name(dir: &Path) -> String {
+    let raw = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let mapped: String = raw
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '-' })
+        .skip_while(|c| !c.is_ascii_alphanumeric())
+        .take(STACK_NAME_MAX)
+        .collect();
+    if mapped.is_empty() {
+        "stack".into()
+    } else {
+        mapped
+    }
 }
 
 fn session(w: &mut Walk, v: &Value) -> SessionCfg {
@@ -679,6 +719,24 @@ mod tests {
             assert!(p.iter().any(|x| x.starts_with(e)), "missing {e:?} in {p:#?}");
         }
         assert_eq!(p.len(), expect.len(), "{p:#?}");
+    }
+
+    #[test]
+    fn the_stack_name_is_the_field_or_the_directory_name() {
+        assert_eq!(ok(r#"{"services":{"a":{"cmd":"x"}}}"#).name, "base");
+        assert_eq!(ok(r#"{"name":"shop-2","services":{"a":{"cmd":"x"}}}"#).name, "shop-2");
+        let p = problems(r#"{"name":"-x","services":{"a":{"cmd":"x"}}}"#);
+        assert_eq!(p.len(), 1);
+        assert!(p[0].starts_with("name: \"-x\" is not a valid stack name"), "{p:?}");
+        assert_eq!(
+            problems(r#"{"name":3,"services":{"a":{"cmd":"x"}}}"#),
+            ["name: expected a string"]
+        );
+        assert!(!valid_stack_name(&"a".repeat(65)));
+        assert!(!valid_stack_name(""));
+        assert_eq!(default_stack_name(Path::new("/home/me/My App (v2)")), "My-App--v2-");
+        assert_eq!(default_stack_name(Path::new("/home/me/.hidden")), "hidden");
+        assert_eq!(default_stack_name(Path::new("/")), "stack");
     }
 
     #[test]

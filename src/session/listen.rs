@@ -123,7 +123,13 @@ pub fn dial_addr(addr: &SocketAddr) -> String {
 
 /// Binds the listener now (so a busy address fails before any service starts)
 /// and starts the accept thread.
-pub fn start(bind: &BindAddr, token: String, ctl: CtlTx) -> std::io::Result<SessionHandle> {
+/// `instance_id` is the run's (`runtime::Instance`), sent in every `hello`.
+pub fn start(
+    bind: &BindAddr,
+    token: String,
+    ctl: CtlTx,
+    instance_id: String,
+) -> std::io::Result<SessionHandle> {
     let host = bind.host.trim_start_matches('[').trim_end_matches(']');
     let addrs: Vec<SocketAddr> = (host, bind.port).to_socket_addrs()?.collect();
     let std_listener = std::net::TcpListener::bind(&addrs[..])?;
@@ -141,7 +147,7 @@ pub fn start(bind: &BindAddr, token: String, ctl: CtlTx) -> std::io::Result<Sess
         ctl,
         seats: Credit::new(MAX_SESSIONS),
         scrapes: Credit::new(MAX_SCRAPES),
-        instance_id: crate::token::uuid_v4()?.into(),
+        instance_id: instance_id.into(),
         next_session: 1,
         next_conn: 2,
         conns: HashMap::new(),

@@ -239,6 +239,13 @@ impl Exec {
                 let cfg = &self.io.cfg.services[svc.0];
                 let msg = match supervisor::launch(cfg, svc, run, &self.io.bus) {
                     Ok(pid) => Msg::Spawned { svc, run, pid },
+                    // Naming the port's holder scans /proc: a thread of its own
+                    // does it and reports the failure.
+                    Err(supervisor::SpawnError::PortInUse { port, .. })
+                        if supervisor::port_owner::report(cfg, port, svc, run, &self.io.bus) =>
+                    {
+                        return
+                    }
                     Err(e) => Msg::SpawnFailed { svc, run, error: e.to_string() },
                 };
                 self.local.push_back(msg);

@@ -4,13 +4,15 @@
 //! Called on the state thread (`launch` returns as soon as the child exists). The
 //! waiter thread (`wait:<svc>`) owns the child's pid until it reports `Exited`.
 
+use super::children;
+use super::port_owner::Holder;
 use super::pump::{Pump, IN_FLIGHT, PIPE_SIZES};
 use super::stop::{signal_group, GroupSignal};
 use crate::bus::{BusTx, ExitInfo, Msg, Producers, RunId, Stream, SvcId};
 use crate::config::ServiceCfg;
 use crate::credit::Credit;
 use crossbeam_channel::Receiver;
-use nix::sys::wait::{waitid, waitpid, Id, WaitPidFlag, WaitStatus};
+use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
@@ -27,14 +29,26 @@ const PREFLIGHT_TIMEOUT: Duration = Duration::from_millis(300);
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum SpawnError {
-    PortInUse(u16),
-    Spawn { program: String, error: String },
+    /// The preflight found `port` taken; `holder` when the server can see who.
+    PortInUse {
+        port: u16,
+        holder: Option<Holder>,
+    },
+    Spawn {
+        program: String,
+        error: String,
+    },
 }
 
 impl fmt::Display for SpawnError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            SpawnError::PortInUse(p) => write!(f, "port {p} is already in use"),
+            SpawnError::PortInUse { port, holder: Some(h) } => {
+                write!(f, "port {port} is in use by {h}")
+            }
+            SpawnError::PortInUse { port, holder: None } => {
+                write!(f, "port {port} is already in use")
+            }
             SpawnError::Spawn { program, error } => {
                 write!(f, "cannot start \"{program}\": {error}")
             }
@@ -72,6 +86,7 @@ pub fn port_in_use(port: u16) -> bool {
 }
 
 /// Starts one run of a service. Returns its pid; the waiter reports its end.
+/// A port in use is reported without its holder (`port_owner::report` finds it).
 pub fn launch(
     cfg: &ServiceCfg,
     svc: SvcId,
@@ -79,7 +94,7 @@ pub fn launch(
     bus: &Producers,
 ) -> Result<u32, SpawnError> {
     if cfg.port > 0 && port_in_use(cfg.port) {
-        return Err(SpawnError::PortInUse(cfg.port));
+        return Err(SpawnError::PortInUse { port: cfg.port, holder: None });
     }
     let pid = spawn_piped(&cfg.cmd, cfg, svc, run, bus, &cfg.name)?;
     Ok(pid)
@@ -94,9 +109,8 @@ pub fn spawn_piped(
     bus: &Producers,
     label: &str,
 ) -> Result<u32, SpawnError> {
-    let mut child = command(argv, cfg).spawn().map_err(|e| SpawnError::Spawn {
-        program: argv[0].clone(),
-        error: describe_io(&e, &cfg.cwd),
+    let mut child = children::spawn(&mut command(argv, cfg), label).map_err(|e| {
+        SpawnError::Spawn { program: argv[0].clone(), error: describe_io(&e, &cfg.cwd) }
     })?;
     let pid = child.id();
     let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(0);
@@ -118,8 +132,10 @@ pub fn spawn_piped(
                 drop(done);
             });
         if let Err(e) = spawned {
-            // No thread, no reader: the child would block on a full pipe. Stop it now.
+            // No thread, no reader: the child would block on a full pipe. Stop it
+            // now; with no waiter to reap it, the reaper will.
             signal_group(pid, GroupSignal::Kill);
+            children::disown(pid);
             return Err(SpawnError::Spawn { program: argv[0].clone(), error: e.to_string() });
         }
     }
@@ -132,6 +148,7 @@ pub fn spawn_piped(
         .spawn(move || run_waiter(pid, svc, run, bus, done_rx));
     if let Err(e) = waiter {
         signal_group(pid, GroupSignal::Kill);
+        children::disown(pid);
         return Err(SpawnError::Spawn { program: argv[0].clone(), error: e.to_string() });
     }
     Ok(pid)
@@ -180,6 +197,6 @@ fn run_waiter(pid: u32, svc: SvcId, run: RunId, bus: BusTx, pumps_done: Receiver
     let _ = pumps_done.recv_timeout(DRAIN_GRACE);
     let sent = bus.send(Msg::Exited { svc, run, exit });
     // Reap the zombie; nothing else waits for this pid.
-    let _ = waitpid(nix_pid, None);
+    children::reap(pid);
     drop(sent);
 }

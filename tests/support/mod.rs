@@ -137,8 +137,50 @@ pub fn alive(pid: i32) -> bool {
     !matches!(state, Some("Z") | Some("X") | None)
 }
 
+/// The fields of `/proc/<pid>/stat` after the command name (state first), or none.
+pub fn stat_fields(pid: i32) -> Vec<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.rsplit(')').next().unwrap_or("").split_whitespace().map(String::from).collect()
+}
+
+/// The parent of `pid`.
+pub fn ppid_of(pid: i32) -> Option<i32> {
+    stat_fields(pid).get(1)?.parse().ok()
+}
+
+/// The process group of `pid`.
+pub fn pgid_of(pid: i32) -> Option<i32> {
+    stat_fields(pid).get(2)?.parse().ok()
+}
+
+/// Whether `/proc/<pid>` exists at all (a zombie counts: it is not reaped).
+pub fn exists(pid: i32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// The watchdog process of a server (its child named `fl-watchdog`).
+pub fn watchdog_of(server: u32) -> Option<i32> {
+    children_of(server).into_iter().find(|&p| {
+        std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "fl-watchdog")
+    })
+}
+
+/// Waits for a pid written to `path` (a helper `--pidfile`).
+pub fn pid_file(path: &Path) -> i32 {
+    wait_for(Duration::from_secs(20), &format!("pid file {}", path.display()), || {
+        std::fs::read_to_string(path).ok()?.trim().parse().ok()
+    })
+}
+
+/// Waits for the pid of the first `start` line of a helper `--mark` file.
+pub fn mark_pid(path: &Path) -> i32 {
+    wait_for(Duration::from_secs(20), &format!("start mark {}", path.display()), || {
+        marks(path).into_iter().find(|(e, ..)| e == "start").map(|(_, _, p)| p)
+    })
+}
+
 /// Pids whose parent is `ppid`.
-fn children_of(ppid: u32) -> Vec<i32> {
+pub fn children_of(ppid: u32) -> Vec<i32> {
     let mut out = Vec::new();
     let Ok(rd) = std::fs::read_dir("/proc") else { return out };
     for e in rd.flatten() {
@@ -161,6 +203,8 @@ pub struct Server {
     pub token: String,
     args: Vec<String>,
     status: Option<ExitStatus>,
+    out: PathBuf,
+    err: PathBuf,
 }
 
 pub struct Opts<'a> {
@@ -169,12 +213,34 @@ pub struct Opts<'a> {
     pub extra: &'a [&'a str],
     /// Reuse this directory (for runs that share a log dir).
     pub dir: Option<PathBuf>,
+    /// With `dir`: run the config already there instead of writing it again
+    /// (a server that is starting may be reading it).
+    pub keep_config: bool,
 }
 
 impl Default for Opts<'_> {
     fn default() -> Self {
-        Opts { vars: &[], session: true, extra: &[], dir: None }
+        Opts { vars: &[], session: true, extra: &[], dir: None, keep_config: false }
     }
+}
+
+/// The runtime directory of servers started in `dir` by the harness.
+pub fn runtime_dir(dir: &Path) -> PathBuf {
+    dir.join("run/flowlayer")
+}
+
+/// A file name in `dir` not taken yet: `server.out`, then `server2.out`, ...
+fn fresh(dir: &Path, stem: &str, ext: &str) -> PathBuf {
+    (1..)
+        .map(|n| {
+            if n == 1 {
+                dir.join(format!("{stem}.{ext}"))
+            } else {
+                dir.join(format!("{stem}{n}.{ext}"))
+            }
+        })
+        .find(|p| !p.exists())
+        .expect("a free name")
 }
 
 impl Server {
@@ -190,7 +256,11 @@ impl Server {
     pub fn start_with_env(fixture: &str, opts: Opts, env: &[(&str, &str)]) -> Server {
         let tag = fixture.trim_end_matches(".jsonc").replace('/', "-");
         let dir = opts.dir.clone().unwrap_or_else(|| temp_dir(&tag).keep());
-        let config = write_config(fixture, &dir, opts.vars);
+        let config = if opts.keep_config {
+            dir.join("flowlayer.jsonc")
+        } else {
+            write_config(fixture, &dir, opts.vars)
+        };
         let port = free_port();
         let token = "test-token".to_string();
         let mut args = vec![config.display().to_string(), "--no-color".to_string()];
@@ -198,20 +268,38 @@ impl Server {
             args.extend(["-s".into(), port.to_string(), "-token".into(), token.clone()]);
         }
         args.extend(opts.extra.iter().map(|s| s.to_string()));
-        let stdout = File::create(dir.join("server.out")).expect("stdout file");
-        let stderr = File::create(dir.join("server.err")).expect("stderr file");
+        let (out, err) = (fresh(&dir, "server", "out"), fresh(&dir, "server", "err"));
+        let stdout = File::create(&out).expect("stdout file");
+        let stderr = File::create(&err).expect("stderr file");
+        let run = dir.join("run");
+        std::fs::create_dir_all(&run).expect("runtime dir");
+        std::fs::set_permissions(&run, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .expect("runtime dir mode");
         let child = Command::new(SERVER)
             .args(&args)
             .current_dir(&dir)
             .env("FL_FROM_PARENT", "inherited")
             .env_remove(TOKEN_ENV)
+            .env("XDG_RUNTIME_DIR", &run)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(stdout)
             .stderr(stderr)
             .spawn()
             .expect("spawn server");
-        Server { child, dir, config, port, token, args, status: None }
+        Server { child, dir, config, port, token, args, status: None, out, err }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The exit status, if the server has exited.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        if self.status.is_none() {
+            self.status = self.child.try_wait().ok().flatten();
+        }
+        self.status
     }
 
     pub fn addr(&self) -> String {
@@ -219,11 +307,11 @@ impl Server {
     }
 
     pub fn stdout(&self) -> String {
-        std::fs::read_to_string(self.dir.join("server.out")).unwrap_or_default()
+        std::fs::read_to_string(&self.out).unwrap_or_default()
     }
 
     pub fn stderr(&self) -> String {
-        std::fs::read_to_string(self.dir.join("server.err")).unwrap_or_default()
+        std::fs::read_to_string(&self.err).unwrap_or_default()
     }
 
     /// Waits until stdout contains `needle`.
@@ -311,12 +399,15 @@ impl Drop for Server {
             if std::thread::panicking() {
                 self.dump();
             }
-            // Service groups first (they are children of the server), then the server.
-            for pid in children_of(self.child.id()) {
-                let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
-            }
+            // The server first, so its watchdog sweeps what left the groups, then
+            // the groups themselves (children of the server until it died).
+            let kids = children_of(self.child.id());
+            let watchdog = watchdog_of(self.child.id());
             let _ = self.child.kill();
             let _ = self.child.wait();
+            for pid in kids.into_iter().filter(|&p| Some(p) != watchdog) {
+                let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+            }
         }
         if !std::thread::panicking() {
             let _ = std::fs::remove_dir_all(&self.dir);

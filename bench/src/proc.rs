@@ -57,6 +57,17 @@ pub fn alive(pid: i32) -> bool {
     !matches!(stat.rsplit(')').next().and_then(|r| r.split_whitespace().next()), Some("Z") | None)
 }
 
+/// The server's watchdog process: its child named `fl-watchdog`.
+pub fn watchdog_of(server: u32) -> Option<u32> {
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let (head, rest) = stat.rsplit_once(')')?;
+        let ppid: u32 = rest.split_whitespace().nth(1)?.parse().ok()?;
+        (ppid == server && head.ends_with("(fl-watchdog")).then_some(pid)
+    })
+}
+
 /// The value of `key` in `/proc/<pid>/status`, in kB.
 pub fn status_kb(pid: u32, key: &str) -> f64 {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();

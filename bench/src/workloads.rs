@@ -2,7 +2,8 @@
 //! where one exists, the physical baseline measured in the same run.
 
 use crate::proc::{
-    alive, cpu_ns, marks, mono_ns, status_kb, wait, wait_fine, work_dir, Client, Server,
+    alive, cpu_ns, marks, mono_ns, status_kb, wait, wait_fine, watchdog_of, work_dir, Client,
+    Server,
 };
 use crate::{Env, Row};
 use nix::fcntl::{fcntl, FcntlArg};
@@ -333,15 +334,19 @@ pub fn w2(env: &Env) -> Vec<Row> {
     let window = if env.quick { Duration::from_secs(3) } else { Duration::from_secs(10) };
     let reps = repeats(env, 2);
     let (mut rss, mut cpu, mut rss5, mut cpu5) = (vec![], vec![], vec![], vec![]);
+    let (mut wd_rss, mut wd_cpu) = (vec![], vec![]);
     for _ in 0..reps {
         let dir = work_dir("idle");
         let server = Server::start(&env.server, &dir, idle_config(env, &dir, 20));
         assert!(wait(T, || server.stdout_has("STARTUP COMPLETE")));
         std::thread::sleep(Duration::from_secs(2)); // settle
-        let c0 = cpu_ns(server.pid());
+        let wd = watchdog_of(server.pid()).expect("the server has a watchdog");
+        let (c0, w0) = (cpu_ns(server.pid()), cpu_ns(wd));
         std::thread::sleep(window);
         cpu.push((cpu_ns(server.pid()) - c0) / 1e6 * 10.0 / window.as_secs_f64());
+        wd_cpu.push((cpu_ns(wd) - w0) / 1e6 * 10.0 / window.as_secs_f64());
         rss.push(status_kb(server.pid(), "VmRSS") / 1024.0);
+        wd_rss.push(status_kb(wd, "VmRSS") / 1024.0);
         let mut clients: Vec<Client> = (0..5).map(|_| Client::connect(&server.addr())).collect();
         for c in clients.iter_mut() {
             c.next();
@@ -360,6 +365,8 @@ pub fn w2(env: &Env) -> Vec<Row> {
         row("W2", "server CPU per 10 s idle", cpu, "ms"),
         row("W2", "server RSS, + 5 idle clients", rss5, "MB"),
         row("W2", "server CPU per 10 s idle, + 5 idle clients", cpu5, "ms"),
+        row("W2", "watchdog RSS", wd_rss, "MB"),
+        row("W2", "watchdog CPU per 10 s idle", wd_cpu, "ms"),
     ]
 }
 
@@ -378,6 +385,7 @@ fn started(dir: &Path, n: usize) -> Option<Vec<(i32, u128)>> {
 pub fn w3(env: &Env) -> Vec<Row> {
     let reps = repeats(env, 5);
     let (mut start, mut stop, mut bstart, mut bstop) = (vec![], vec![], vec![], vec![]);
+    let mut killed = vec![];
     for _ in 0..reps {
         // Baseline: spawn the 20 children directly, then SIGTERM each.
         let dir = work_dir("direct");
@@ -433,12 +441,31 @@ pub fn w3(env: &Env) -> Vec<Row> {
         });
         stop.push((mono_ns() - t1) as f64 / 1e9);
         server.stop();
+
+        // The server killed outright: its watchdog kills the services.
+        let dir = work_dir("w3-kill");
+        let server = Server::start(&env.server, &dir, idle_config(env, &dir, 20));
+        let mut got = None;
+        wait(T, || {
+            got = started(&dir, 20);
+            got.is_some()
+        });
+        let mut left: Vec<i32> = got.expect("20 services started").iter().map(|m| m.0).collect();
+        std::thread::sleep(Duration::from_millis(500));
+        let t1 = mono_ns();
+        let _ = kill(Pid::from_raw(server.pid() as i32), Signal::SIGKILL);
+        wait_fine(T, || {
+            left.retain(|p| alive(*p));
+            left.is_empty()
+        });
+        killed.push((mono_ns() - t1) as f64 / 1e9);
+        server.stop();
     }
     let mut a = row("W3", "launch -> 20 services spawned", start, "s");
     a.baseline = Some(bstart);
     let mut b = row("W3", "stop request -> 20 services gone", stop, "s");
     b.baseline = Some(bstop);
-    vec![a, b]
+    vec![a, b, row("W3", "server SIGKILLed -> 20 services gone", killed, "s")]
 }
 
 pub fn w5(env: &Env) -> Vec<Row> {

@@ -220,6 +220,8 @@ fn run() -> Result<ExitCode, Fatal> {
         printer,
         on_shutdown: stopper.map(|s| Box::new(move || s.stop()) as Box<dyn FnOnce() + Send>),
     };
+    // Crash safety on before the state thread starts the first service.
+    instance.arm();
     let state = std::thread::Builder::new()
         .name("state".into())
         .spawn(move || state::run_state(model, io, bus_rx, ctl_rx, sig_rx))

@@ -2,13 +2,14 @@
 //! and the crash safety that depends on it.
 //!
 //! Runs on the main thread: `Instance::claim` at boot, before the Session API
-//! binds and before any service starts; `publish` once the session address is
-//! known; `finish` after the state thread has stopped every service. Claiming
-//! takes the config's lock (one server per config), removes records of servers
-//! that are gone, kills what a killed previous run of this config left, writes
-//! this server's record, makes the server a child subreaper with its reaper
-//! thread, starts the watchdog process and its feeding thread, and gives every
-//! service the environment that marks it as this run's.
+//! binds; `publish` and `write_record` once the session address is known;
+//! `arm` right before any service starts; `finish` after the state thread has
+//! stopped every service. Claiming takes the config's lock (one server per
+//! config), starts the watchdog process (on a thread, so its `exec` overlaps
+//! the rest of boot), removes records of servers that are gone, kills what a
+//! killed previous run of this config left, and gives every service the
+//! environment that marks it as this run's. Arming makes the server a child
+//! subreaper with its reaper thread and starts the watchdog's feeding thread.
 //!
 //! `dir`, `record`, `recent` and `localtime` use std, serde and `procfs` only:
 //! they are what the `flowlayer` CLI and the terminal client need to find
@@ -31,6 +32,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::process::Child;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// How long a second server waits for the record of the server that holds
@@ -87,6 +90,8 @@ pub struct Instance {
     record: Record,
     place: Option<Place>,
     watchdog: Option<u32>,
+    /// The watchdog being started on a thread of its own (`arm` joins it).
+    starting: Option<JoinHandle<std::io::Result<Child>>>,
 }
 
 impl Instance {
@@ -112,14 +117,18 @@ impl Instance {
             pid_start: procfs::own_start(),
             boot_id: procfs::boot_id(),
         };
-        let mut inst = Instance { id, record, place: None, watchdog: None };
+        let mut inst = Instance { id, record, place: None, watchdog: None, starting: None };
         inst.place = inst.take_place()?;
+        let wid = inst.id.clone();
+        inst.starting = std::thread::Builder::new()
+            .name("watchdog-spawn".into())
+            .spawn(move || watchdog::spawn(&wid))
+            .ok();
         if let Some(p) = &inst.place {
             // Records of servers that are gone are removed by reading them.
             record::live(&p.dir);
             kill_leftovers(&p.dir, &p.key, &inst.id);
         }
-        inst.start_watch();
         let marks = [
             (watchdog::MARKER_VAR, inst.id.clone()),
             ("FLOWLAYER_CONFIG", inst.record.config.display().to_string()),
@@ -186,11 +195,16 @@ impl Instance {
         }
     }
 
-    /// Subreaper and reaper, then the watchdog process and its feeding thread.
-    /// The watchdog is spawned before the reaper runs, so the reaper can never
-    /// take a status that std's `spawn` waits for.
-    fn start_watch(&mut self) {
-        let child = match watchdog::spawn(&self.id) {
+    /// Before any service starts: the watchdog process (started by `claim`),
+    /// subreaper and reaper, and the watchdog's feeding thread. The watchdog's
+    /// spawn is over before the reaper runs, so the reaper can never take a
+    /// status that std's `spawn` waits for.
+    pub fn arm(&mut self) {
+        let spawned = match self.starting.take() {
+            Some(t) => t.join().unwrap_or_else(|_| Err(std::io::Error::other("spawn panicked"))),
+            None => watchdog::spawn(&self.id),
+        };
+        let child = match spawned {
             Ok(c) => Some(c),
             Err(e) => {
                 println!(

@@ -48,10 +48,7 @@ pub fn spawn(cmd: &mut Command, label: &str) -> std::io::Result<Child> {
     let pid = child.id();
     g.pids.insert(pid);
     g.generation += 1;
-    // The child is ours and unreaped: its /proc entry is there, even if it died.
-    if let Some(stat) = procfs::stat(pid) {
-        crate::watchdog::started(pid, stat.start, label);
-    }
+    crate::watchdog::started(pid, label);
     drop(g);
     CHANGED.notify_all();
     Ok(child)

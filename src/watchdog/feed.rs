@@ -6,9 +6,13 @@
 //! `started`/`ended` are called by whoever starts or reaps a service process
 //! (`supervisor/children.rs`, on the state thread and the waiter threads):
 //! they only push onto an unbounded channel, so no caller ever waits for the
-//! pipe or the disk. Each wake-up takes everything queued, writes it to the
-//! pipe in one write and rewrites the record once. It sleeps in `recv` while
-//! nothing starts or ends.
+//! pipe, `/proc` or the disk. Each wake-up takes everything queued, writes it
+//! to the pipe in one write and rewrites the record once. It sleeps in `recv`
+//! while nothing starts or ends, and runs under `SCHED_IDLE`: while a stack
+//! starts it gives the CPU to the spawns and then handles the whole wave in
+//! one wake-up. Lagging costs little: the watchdog finds every process of the
+//! run by its environment marker anyway; the groups add the ones that cleared
+//! their environment without leaving their group.
 
 use crate::runtime::groups::{self, Group, GroupsRecord};
 use crossbeam_channel::{Receiver, Sender};
@@ -22,7 +26,6 @@ use std::time::Duration;
 enum Note {
     Started {
         pgid: u32,
-        start: u64,
         label: String,
     },
     Ended {
@@ -34,12 +37,20 @@ enum Note {
 
 static FEED: OnceLock<Sender<Note>> = OnceLock::new();
 
-/// A service process group started (its leader `pgid`, started at `start`).
-pub fn started(pgid: u32, start: u64, label: &str) {
+/// A service process group started (its leader `pgid`, a child of the server).
+pub fn started(pgid: u32, label: &str) {
     if let Some(tx) = FEED.get() {
         // The thread lives as long as the process; nothing to do if it is gone.
-        let _ = tx.send(Note::Started { pgid, start, label: label.to_string() });
+        let _ = tx.send(Note::Started { pgid, label: label.to_string() });
     }
+}
+
+/// The start time of group leader `pgid` while it is still the server's child
+/// (a leader stays unreaped until its `Ended` is queued, so a pid that is no
+/// longer our child, or gone, means the group is over; a later child of ours
+/// with a reused pid only gives a later start time, which matches less).
+fn leader_start(pgid: u32) -> Option<u64> {
+    crate::procfs::stat(pgid).filter(|s| s.ppid == std::process::id()).map(|s| s.start)
 }
 
 /// A service process group is gone (its leader reaped, the rest killed).
@@ -78,6 +89,7 @@ pub fn spawn_feed(pipe: Option<ChildStdin>, file: Option<GroupsFile>) -> std::io
 }
 
 fn run_feed(rx: Receiver<Note>, mut pipe: Option<ChildStdin>, mut file: Option<GroupsFile>) {
+    crate::background::run_in_background();
     let mut live: BTreeMap<u32, (u64, String)> = BTreeMap::new();
     let mut text = String::new();
     while let Ok(first) = rx.recv() {
@@ -86,7 +98,8 @@ fn run_feed(rx: Receiver<Note>, mut pipe: Option<ChildStdin>, mut file: Option<G
         let mut changed = false;
         for note in std::iter::once(first).chain(rx.try_iter()) {
             match note {
-                Note::Started { pgid, start, label } => {
+                Note::Started { pgid, label } => {
+                    let Some(start) = leader_start(pgid) else { continue };
                     text.push_str(&format!("+{pgid} {start}\n"));
                     live.insert(pgid, (start, label));
                     changed = true;

@@ -68,6 +68,16 @@ pub fn watchdog_of(server: u32) -> Option<u32> {
     })
 }
 
+/// The value of `key` in `/proc/<pid>/smaps_rollup` (`Pss`, `Private_Dirty`...), in kB.
+pub fn rollup_kb(pid: u32, key: &str) -> f64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
+    s.lines()
+        .find(|l| l.starts_with(&format!("{key}:")))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
 /// The value of `key` in `/proc/<pid>/status`, in kB.
 pub fn status_kb(pid: u32, key: &str) -> f64 {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();

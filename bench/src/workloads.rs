@@ -2,8 +2,8 @@
 //! where one exists, the physical baseline measured in the same run.
 
 use crate::proc::{
-    alive, cpu_ns, marks, mono_ns, status_kb, wait, wait_fine, watchdog_of, work_dir, Client,
-    Server,
+    alive, cpu_ns, marks, mono_ns, rollup_kb, status_kb, wait, wait_fine, watchdog_of, work_dir,
+    Client, Server,
 };
 use crate::{Env, Row};
 use nix::fcntl::{fcntl, FcntlArg};
@@ -334,7 +334,7 @@ pub fn w2(env: &Env) -> Vec<Row> {
     let window = if env.quick { Duration::from_secs(3) } else { Duration::from_secs(10) };
     let reps = repeats(env, 2);
     let (mut rss, mut cpu, mut rss5, mut cpu5) = (vec![], vec![], vec![], vec![]);
-    let (mut wd_rss, mut wd_cpu) = (vec![], vec![]);
+    let (mut wd_rss, mut wd_pss, mut wd_cpu) = (vec![], vec![], vec![]);
     for _ in 0..reps {
         let dir = work_dir("idle");
         let server = Server::start(&env.server, &dir, idle_config(env, &dir, 20));
@@ -347,6 +347,7 @@ pub fn w2(env: &Env) -> Vec<Row> {
         wd_cpu.push((cpu_ns(wd) - w0) / 1e6 * 10.0 / window.as_secs_f64());
         rss.push(status_kb(server.pid(), "VmRSS") / 1024.0);
         wd_rss.push(status_kb(wd, "VmRSS") / 1024.0);
+        wd_pss.push(rollup_kb(wd, "Pss") / 1024.0);
         let mut clients: Vec<Client> = (0..5).map(|_| Client::connect(&server.addr())).collect();
         for c in clients.iter_mut() {
             c.next();
@@ -365,7 +366,8 @@ pub fn w2(env: &Env) -> Vec<Row> {
         row("W2", "server CPU per 10 s idle", cpu, "ms"),
         row("W2", "server RSS, + 5 idle clients", rss5, "MB"),
         row("W2", "server CPU per 10 s idle, + 5 idle clients", cpu5, "ms"),
-        row("W2", "watchdog RSS", wd_rss, "MB"),
+        row("W2", "watchdog RSS (libc and the binary's pages, shared, included)", wd_rss, "MB"),
+        row("W2", "watchdog PSS", wd_pss, "MB"),
         row("W2", "watchdog CPU per 10 s idle", wd_cpu, "ms"),
     ]
 }

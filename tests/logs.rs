@@ -123,7 +123,9 @@ fn the_jsonl_writer_and_the_terminal_yield_the_cpu_and_the_rest_do_not() {
     let mut s = Server::start_with("tests/lines.jsonc", Opts { session: false, ..Opts::default() });
     s.wait_started();
     let pid = s.child.id();
-    let background = ["jsonl-writer", "terminal"];
+    // The watchdog thread too: it only copies what it is told to the watchdog
+    // process and the groups record.
+    let background = ["jsonl-writer", "terminal", "watchdog"];
     let mut policies = Vec::new();
     // Each thread sets its own policy as it starts: wait for both.
     wait_until(T, "writer and terminal under SCHED_IDLE", || {

@@ -4,11 +4,14 @@
 //!
 //! A process is the run's when all of these hold: it is owned by the same
 //! user; it started no earlier than the run began (so no process older than
-//! the run, whatever its pid, ever matches); and either it is in one of the
-//! run's process groups and started no earlier than that group's leader, or
-//! the environment it was started with holds the run's marker
-//! (`FLOWLAYER_INSTANCE=<instance id>`, which every service inherits, also
-//! after `setsid` or a double fork). No thread of its own.
+//! the run, whatever its pid, ever matches); and either the environment it
+//! was started with holds the run's marker (`FLOWLAYER_INSTANCE=<instance
+//! id>`, which every service inherits, also after `setsid` or a double fork),
+//! or it is in one of the run's process groups whose leader is still there
+//! with the recorded start time. A group id is the leader's pid, and a pid is
+//! not reused while its process exists (zombie included), so only then is the
+//! group the one recorded: once the leader is gone its number may name
+//! another program's group, started later. No thread of its own.
 
 use crate::procfs::{self, Stat};
 use nix::sys::signal::{kill, Signal};
@@ -28,7 +31,7 @@ pub struct Run {
     pub since: u64,
     /// `FLOWLAYER_INSTANCE=<id>`.
     pub marker: Vec<u8>,
-    /// Process group id -> the group leader's start time.
+    /// Process group id (the leader's pid) -> the leader's start time.
     pub groups: BTreeMap<u32, u64>,
     /// A pid never to touch (the sweeper itself).
     pub spare: u32,
@@ -48,9 +51,16 @@ impl Run {
         if pid == self.spare || pid <= 1 || stat.is_zombie() || stat.start < self.since {
             return false;
         }
-        let in_group = self.groups.get(&stat.pgid).is_some_and(|&leader| stat.start >= leader);
         // uid before environ: another user's environ is not readable anyway.
-        procfs::uid(pid) == Some(self.uid) && (in_group || procfs::environ_has(pid, &self.marker))
+        procfs::uid(pid) == Some(self.uid)
+            && (self.in_group(stat) || procfs::environ_has(pid, &self.marker))
+    }
+
+    /// In a recorded group whose leader is still the recorded process.
+    fn in_group(&self, stat: &Stat) -> bool {
+        self.groups.get(&stat.pgid).is_some_and(|&leader| {
+            stat.start >= leader && procfs::stat(stat.pgid).is_some_and(|l| l.start == leader)
+        })
     }
 }
 
@@ -66,13 +76,14 @@ pub fn sweep(run: &Run) -> Vec<Victim> {
             if !run.owns(pid, &stat) {
                 continue;
             }
-            // SIGKILL again a process already hit: it may not have died yet.
-            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
             if seen.insert(pid) {
                 new = true;
+                // Read before the kill: a dying process has no command line.
                 let cmd = procfs::cmdline(pid, CMD_CHARS).unwrap_or_default();
                 victims.push(Victim { pid, cmd });
             }
+            // SIGKILL again a process already hit: it may not have died yet.
+            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
         }
         if !new {
             break;
@@ -102,7 +113,9 @@ mod tests {
             .env("FLOWLAYER_INSTANCE", "unit-a")
             .spawn()
             .unwrap();
-        let mut plain = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        use std::os::unix::process::CommandExt;
+        let mut plain =
+            std::process::Command::new("sleep").arg("30").process_group(0).spawn().unwrap();
         let (m, p) = (marked.id(), plain.id());
         let ms = procfs::stat(m).unwrap();
         let ps = procfs::stat(p).unwrap();
@@ -110,9 +123,12 @@ mod tests {
         assert!(by_marker.owns(m, &ms));
         assert!(!by_marker.owns(p, &ps), "no marker, not in a group of the run");
         assert!(!run_for("unit-b", BTreeMap::new()).owns(m, &ms), "another run's marker");
-        let by_group = run_for("x", BTreeMap::from([(ps.pgid, 0)]));
+        assert_eq!(ps.pgid, p);
+        let by_group = run_for("x", BTreeMap::from([(p, ps.start)]));
         assert!(by_group.owns(p, &ps));
-        let later_group = run_for("x", BTreeMap::from([(ps.pgid, ps.start + 1)]));
+        let reused = run_for("x", BTreeMap::from([(p, ps.start.saturating_sub(1))]));
+        assert!(!reused.owns(p, &ps), "the group's leader is not the recorded process");
+        let later_group = run_for("x", BTreeMap::from([(p, ps.start + 1)]));
         assert!(!later_group.owns(p, &ps), "older than the group's leader");
         let later_run = Run { since: ms.start + 1, ..run_for("unit-a", BTreeMap::new()) };
         assert!(!later_run.owns(m, &ms), "older than the run");

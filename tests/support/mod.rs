@@ -399,15 +399,15 @@ impl Drop for Server {
             if std::thread::panicking() {
                 self.dump();
             }
-            // The server first, so its watchdog sweeps what left the groups, then
-            // the groups themselves (children of the server until it died).
-            let kids = children_of(self.child.id());
+            // Service groups first, while they are the server's children (their
+            // pids cannot be reused yet), but not the watchdog: killing the
+            // server then makes it sweep what left the groups.
             let watchdog = watchdog_of(self.child.id());
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-            for pid in kids.into_iter().filter(|&p| Some(p) != watchdog) {
+            for pid in children_of(self.child.id()).into_iter().filter(|&p| Some(p) != watchdog) {
                 let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
             }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
         }
         if !std::thread::panicking() {
             let _ = std::fs::remove_dir_all(&self.dir);

@@ -645,6 +645,8 @@ impl Model {
         s.probe = None;
         s.ready_ms = None;
         s.stop_cause = None;
+        // A stopCmd of the previous run that still runs is no longer waited for.
+        s.stop_run = None;
         self.set_status(svc, Status::Starting, cause, now, fx);
         fx.push(Effect::Spawn { svc, run });
     }
@@ -1081,11 +1083,22 @@ impl Model {
         match kind {
             DeadlineKind::StopGrace => {
                 let s = &self.svcs[svc.0];
-                let Some(pid) = s.pid else { return };
                 if s.run != run {
                     return;
                 }
                 let secs = STOP_GRACE.as_secs();
+                let Some(pid) = s.pid else {
+                    // The service is gone, its stopCmd is not: stop waiting for it.
+                    if self.svcs[svc.0].stop_run.take().is_some() {
+                        self.system_line(
+                            svc,
+                            format!("stopCmd still running {secs} s after the stop request: not waiting for it"),
+                            now,
+                            fx,
+                        );
+                    }
+                    return;
+                };
                 self.system_line(
                     svc,
                     format!("still running {secs} s after the stop request: sending SIGKILL"),
@@ -1105,6 +1118,10 @@ impl Model {
         };
         if self.shutting_down {
             let pids: Vec<u32> = self.svcs.iter().filter_map(|s| s.pid).collect();
+            for s in &mut self.svcs {
+                // Nor are stop commands waited for any more.
+                s.stop_run = None;
+            }
             fx.push(Effect::Say {
                 text: format!(
                     "shutdown: second {what} signal: killing {} remaining service(s) now",
@@ -1175,7 +1192,9 @@ impl Model {
                     if kind.starts() {
                         self.settled(*s).is_none()
                     } else {
-                        self.svcs[s.0].pid.is_some()
+                        // A stopCmd still running may have lines to come: its
+                        // service is done when both have ended (or the grace passed).
+                        self.svcs[s.0].pid.is_some() || self.svcs[s.0].stop_run.is_some()
                     }
                 })
                 .collect();
@@ -1743,6 +1762,41 @@ mod tests {
             NOW,
         );
         assert!(fx.iter().all(|e| !matches!(e, Effect::Signal { .. })));
+    }
+
+    #[test]
+    fn shutdown_waits_for_a_stop_cmd_that_outlives_its_service_until_the_grace() {
+        let mut m = model(r#"{"services":{"a":{"cmd":"x","stopCmd":"y"}}}"#);
+        let fx = m.boot(NOW);
+        spawned(&mut m, &fx);
+        let fx = m.handle(Msg::Signal(Sig::Interrupt), NOW);
+        let stop_run = fx
+            .iter()
+            .find_map(|e| match e {
+                Effect::StopCmd { run, .. } => Some(*run),
+                _ => None,
+            })
+            .unwrap();
+        let exit = |m: &mut Model, run| {
+            m.handle(Msg::Exited { svc: SvcId(0), run, exit: ExitInfo::Code(0) }, NOW)
+        };
+        // The service ends first: its stopCmd's lines may still be on their way.
+        let fx = exit(&mut m, RunId(1));
+        assert_eq!(m.status(SvcId(0)), Status::Stopped);
+        assert!(!fx.iter().any(|e| matches!(e, Effect::Exit)));
+        let fx = exit(&mut m, stop_run);
+        assert!(fx.iter().any(|e| matches!(e, Effect::Exit)));
+        // A stopCmd that never ends is waited for until the grace only.
+        let mut m = model(r#"{"services":{"a":{"cmd":"x","stopCmd":"y"}}}"#);
+        let fx = m.boot(NOW);
+        spawned(&mut m, &fx);
+        m.handle(Msg::Signal(Sig::Interrupt), NOW);
+        exit(&mut m, RunId(1));
+        let grace = Msg::Deadline { svc: SvcId(0), run: RunId(1), kind: DeadlineKind::StopGrace };
+        let fx = m.handle(grace, NOW);
+        assert!(fx.iter().any(|e| matches!(e, Effect::Exit)));
+        let lines = system_lines(&fx);
+        assert_eq!(lines, ["stopCmd still running 8 s after the stop request: not waiting for it"]);
     }
 
     #[test]

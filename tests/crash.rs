@@ -40,12 +40,23 @@ struct Stack {
     spawner: i32,
     grandchild: i32,
     orphan: i32,
+    /// The `sh` that leads the clearer's group, and its child without environment.
+    clearer_sh: i32,
+    clearer: i32,
     watchdog: i32,
 }
 
 impl Stack {
-    fn all(&self) -> [i32; 5] {
-        [self.stubborn, self.spawner, self.grandchild, self.orphan, self.watchdog]
+    fn all(&self) -> [i32; 7] {
+        [
+            self.stubborn,
+            self.spawner,
+            self.grandchild,
+            self.orphan,
+            self.clearer_sh,
+            self.clearer,
+            self.watchdog,
+        ]
     }
 }
 
@@ -56,7 +67,10 @@ fn escape_stack(s: &mut Server) -> Stack {
     let spawner = mark_pid(&d.join("spawner.mark"));
     let grandchild = pid_file(&d.join("grandchild.pid"));
     let orphan = pid_file(&d.join("orphan.pid"));
+    let clearer = mark_pid(&d.join("clearer.mark"));
     let stack = Stack {
+        clearer_sh: ppid_of(clearer).expect("the clearer's parent"),
+        clearer,
         stubborn: mark_pid(&d.join("stubborn.mark")),
         spawner,
         grandchild,
@@ -68,6 +82,17 @@ fn escape_stack(s: &mut Server) -> Stack {
     wait_until(T, "the grandchild to leave its group", || pgid_of(grandchild) == Some(grandchild));
     assert_ne!(pgid_of(spawner), Some(grandchild));
     wait_until(T, "the orphan to be adopted", || ppid_of(orphan) == Some(s.pid() as i32));
+    assert_eq!(pgid_of(clearer), Some(stack.clearer_sh), "the clearer stays in its group");
+    assert!(!std::fs::read(format!("/proc/{clearer}/environ")).unwrap().contains(&b'='));
+    // Only the record of running groups finds the clearer: wait until it is written.
+    let rt = runtime_dir(&s.dir);
+    wait_until(T, "the groups record to list the clearer", || {
+        std::fs::read_dir(&rt).into_iter().flatten().flatten().any(|e| {
+            e.file_name().to_string_lossy().ends_with(".groups")
+                && std::fs::read_to_string(e.path())
+                    .is_ok_and(|t| t.contains(&format!("\"pgid\": {}", stack.clearer_sh)))
+        })
+    });
     for p in stack.all() {
         assert!(alive(p), "pid {p} is not running");
     }
@@ -93,7 +118,7 @@ fn issue_14_sigkill_of_the_server_leaves_no_process_of_its_stack_after_1_s() {
     s.wait_exit(T);
     wait_until(T, "the watchdog's message", || {
         s.stderr().contains(&format!(
-            "[flowlayer] watchdog: the server (pid {server}) is gone: killed 4 process(es)"
+            "[flowlayer] watchdog: the server (pid {server}) is gone: killed 6 process(es)"
         ))
     });
 }
@@ -252,11 +277,18 @@ fn issue_14_what_a_killed_run_left_is_killed_at_the_next_start_and_nothing_else(
     kill(Pid::from_raw(stack.watchdog), Signal::SIGKILL).unwrap();
     s.signal(Signal::SIGKILL);
     s.wait_exit(T);
-    let left = [stack.stubborn, stack.spawner, stack.grandchild, stack.orphan];
+    let left = [
+        stack.stubborn,
+        stack.spawner,
+        stack.grandchild,
+        stack.orphan,
+        stack.clearer_sh,
+        stack.clearer,
+    ];
     for p in left {
         assert!(alive(p), "pid {p} died with the server: nothing to clean up");
     }
-    for f in ["spawner.mark", "stubborn.mark", "grandchild.pid", "orphan.pid"] {
+    for f in ["spawner.mark", "stubborn.mark", "grandchild.pid", "orphan.pid", "clearer.mark"] {
         std::fs::remove_file(s.dir.join(f)).unwrap();
     }
     let opts =
@@ -265,7 +297,7 @@ fn issue_14_what_a_killed_run_left_is_killed_at_the_next_start_and_nothing_else(
     next.wait_started();
     let out = next.stdout();
     let said = format!(
-        "[flowlayer] boot: the previous run of this stack (server pid {}) was killed and left 4 \
+        "[flowlayer] boot: the previous run of this stack (server pid {}) was killed and left 6 \
          process(es) running: killed pid ",
         s.pid()
     );

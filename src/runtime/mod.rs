@@ -31,8 +31,9 @@ use record::Record;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::File;
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Child;
+use std::process::{Child, ChildStdin};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -42,7 +43,7 @@ const RECORD_WAIT: Duration = Duration::from_secs(1);
 /// How long boot waits for the processes of a previous run it killed to be
 /// gone (their ports free) before starting services.
 const LEFTOVERS_GONE: Duration = Duration::from_secs(2);
-/// How long a clean exit waits for the `watchdog` thread to say goodbye.
+/// How long a clean exit waits for the `watchdog` thread to remove its record.
 const FEED_FINISH: Duration = Duration::from_secs(1);
 /// How many killed processes a message lists by name.
 const LIST_MAX: usize = 5;
@@ -92,6 +93,8 @@ pub struct Instance {
     watchdog: Option<u32>,
     /// The watchdog being started on a thread of its own (`arm` joins it).
     starting: Option<JoinHandle<std::io::Result<Child>>>,
+    /// The write end of the watchdog's pipe: closed when this process ends.
+    pipe: Option<ChildStdin>,
 }
 
 impl Instance {
@@ -117,12 +120,14 @@ impl Instance {
             pid_start: procfs::own_start(),
             boot_id: procfs::boot_id(),
         };
-        let mut inst = Instance { id, record, place: None, watchdog: None, starting: None };
+        let mut inst =
+            Instance { id, record, place: None, watchdog: None, starting: None, pipe: None };
         inst.place = inst.take_place()?;
         let wid = inst.id.clone();
+        let groups = inst.place.as_ref().map(|p| groups::path(&p.dir, &p.key));
         inst.starting = std::thread::Builder::new()
             .name("watchdog-spawn".into())
-            .spawn(move || watchdog::spawn(&wid))
+            .spawn(move || watchdog::spawn(&wid, groups.as_deref()))
             .ok();
         if let Some(p) = &inst.place {
             // Records of servers that are gone are removed by reading them.
@@ -200,45 +205,45 @@ impl Instance {
     /// spawn is over before the reaper runs, so the reaper can never take a
     /// status that std's `spawn` waits for.
     pub fn arm(&mut self) {
+        let groups_path = self.place.as_ref().map(|p| groups::path(&p.dir, &p.key));
         let spawned = match self.starting.take() {
             Some(t) => t.join().unwrap_or_else(|_| Err(std::io::Error::other("spawn panicked"))),
-            None => watchdog::spawn(&self.id),
+            None => watchdog::spawn(&self.id, groups_path.as_deref()),
         };
-        let child = match spawned {
-            Ok(c) => Some(c),
-            Err(e) => {
-                println!(
-                    "[flowlayer] boot: warning: cannot start the watchdog ({e}): if the server \
-                     is killed, its services will be left running"
-                );
-                None
+        match spawned {
+            Ok(mut c) => {
+                self.watchdog = Some(c.id());
+                self.pipe = c.stdin.take();
+                children::watch_over(c.id());
             }
-        };
+            Err(e) => println!(
+                "[flowlayer] boot: warning: cannot start the watchdog ({e}): if the server is \
+                 killed, its services will be left running"
+            ),
+        }
         if let Err(e) = children::start_reaper() {
             println!(
                 "[flowlayer] boot: warning: cannot adopt orphaned processes ({e}): a service's \
                  daemonized children may outlive a clean shutdown"
             );
         }
-        self.watchdog = child.as_ref().map(|c| c.id());
-        let pipe = child.and_then(|mut c| c.stdin.take());
-        let file = self.place.as_ref().and_then(|p| {
-            Some(watchdog::GroupsFile {
-                path: groups::path(&p.dir, &p.key),
-                head: groups::GroupsRecord {
-                    config: self.record.config.clone(),
-                    instance_id: self.id.clone(),
-                    pid: self.record.pid,
-                    pid_start: self.record.pid_start?,
-                    boot_id: self.record.boot_id.clone()?,
-                    groups: Vec::new(),
-                },
-            })
-        });
-        if let Err(e) = watchdog::spawn_feed(pipe, file) {
+        let head = match (&self.record.pid_start, &self.record.boot_id) {
+            (Some(start), Some(boot)) => groups::GroupsRecord {
+                config: self.record.config.clone(),
+                instance_id: self.id.clone(),
+                pid: self.record.pid,
+                pid_start: *start,
+                boot_id: boot.clone(),
+                groups: Vec::new(),
+            },
+            // Without them a record could not be told from a later run's.
+            _ => return,
+        };
+        let Some(path) = groups_path else { return };
+        if let Err(e) = watchdog::spawn_feed(watchdog::GroupsFile { path, head }) {
             println!(
-                "[flowlayer] boot: warning: cannot start the watchdog thread ({e}): if the \
-                 server is killed, its services will be left running"
+                "[flowlayer] boot: warning: cannot start the watchdog thread ({e}): processes \
+                 that clear their environment may outlive a killed server"
             );
         }
     }
@@ -252,7 +257,7 @@ impl Instance {
     /// Clean exit, every service stopped: kills what outlived its service,
     /// tells the watchdog goodbye, removes the records and notes the stack in
     /// `recent.json`.
-    pub fn finish(self) {
+    pub fn finish(mut self) {
         let killed = children::kill_orphans(self.watchdog);
         if killed > 0 {
             println!(
@@ -260,6 +265,10 @@ impl Instance {
             );
         }
         watchdog::finish(FEED_FINISH);
+        if let Some(mut pipe) = self.pipe.take() {
+            // A watchdog that is gone needs no goodbye.
+            let _ = pipe.write_all(b"bye\n");
+        }
         if let Some(p) = &self.place {
             let entry = recent::Recent {
                 name: self.record.name.clone(),

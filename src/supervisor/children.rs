@@ -21,6 +21,7 @@ use nix::sys::wait::{waitid, waitpid, Id, WaitPidFlag};
 use nix::unistd::Pid;
 use std::collections::BTreeSet;
 use std::process::{Child, Command};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -33,6 +34,8 @@ struct Owned {
 
 static OWNED: Mutex<Owned> = Mutex::new(Owned { pids: BTreeSet::new(), generation: 0 });
 static CHANGED: Condvar = Condvar::new();
+/// The watchdog's pid, so the reaper can say when it is gone.
+static WATCHDOG: AtomicU32 = AtomicU32::new(0);
 
 fn owned() -> MutexGuard<'static, Owned> {
     // Every critical section leaves the set consistent; a panic in one cannot
@@ -76,6 +79,11 @@ pub fn disown(pid: u32) {
     CHANGED.notify_all();
 }
 
+/// Tells the reaper which child is the watchdog: if it dies, the server says so.
+pub fn watch_over(watchdog: u32) {
+    WATCHDOG.store(watchdog, Ordering::Relaxed);
+}
+
 /// Makes the server a child subreaper and starts the reaper thread.
 pub fn start_reaper() -> std::io::Result<()> {
     nix::sys::prctl::set_child_subreaper(true)?;
@@ -98,6 +106,12 @@ fn run_reaper() {
                 // Not (or no longer) owned: an orphan, or the watchdog. Under
                 // the lock, so no spawn can make the pid owned meanwhile.
                 let _ = waitpid(Some(Pid::from_raw(pid as i32)), Some(WaitPidFlag::WNOHANG));
+                if pid == WATCHDOG.load(Ordering::Relaxed) {
+                    eprintln!(
+                        "[flowlayer] watchdog: the watchdog process (pid {pid}) is gone: if the \
+                         server is killed, its services will be left running"
+                    );
+                }
             }
             Err(nix::errno::Errno::EINTR) => {}
             Err(nix::errno::Errno::ECHILD) => {

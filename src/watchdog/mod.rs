@@ -1,9 +1,10 @@
 //! Crash safety: when the server dies, however it dies, its services die too.
 //!
 //! The watchdog is this same binary run as a separate process (`process.rs`),
-//! started by the server at boot before any service. The server's `watchdog`
-//! thread (`feed.rs`) tells it every service process group over a pipe; when
-//! the pipe closes it kills every process of the run (`sweep.rs`) and exits.
+//! started by the server at boot before any service. It waits on a pipe from
+//! the server; when the pipe closes it kills every process of the run
+//! (`sweep.rs`) and exits. The server's `watchdog` thread (`feed.rs`) keeps
+//! the record of the run's process groups that it then reads.
 //! Every service inherits `FLOWLAYER_INSTANCE=<instance id>`, which is how
 //! processes that left their group (`setsid`, double forks) are still found.
 
@@ -14,6 +15,7 @@ pub mod sweep;
 pub use feed::{ended, finish, spawn_feed, started, GroupsFile};
 
 use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 
 /// The hidden first argument that turns this binary into a watchdog.
@@ -32,16 +34,19 @@ pub fn run_if_requested() -> Option<ExitCode> {
         return None;
     }
     let instance = args.next()?.into_string().ok()?;
-    Some(process::run(&instance))
+    let groups = args.next().map(PathBuf::from);
+    Some(process::run(&instance, groups.as_deref()))
 }
 
-/// Starts the watchdog for run `instance`: this binary, through `/proc/self/exe`
-/// so a rebuilt binary on disk cannot be a different program; in its own
-/// process group; stdin the pipe, stderr the server's.
-pub fn spawn(instance: &str) -> std::io::Result<Child> {
+/// Starts the watchdog for run `instance` (with `groups`, the path of its
+/// record of running groups): this binary, through `/proc/self/exe` so a
+/// rebuilt binary on disk cannot be a different program; in its own process
+/// group; stdin the pipe, stderr the server's.
+pub fn spawn(instance: &str, groups: Option<&Path>) -> std::io::Result<Child> {
     let mut cmd = Command::new("/proc/self/exe");
     cmd.arg0("flowlayer-watchdog")
         .args([ARG, instance])
+        .args(groups)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())

@@ -45,22 +45,25 @@ pub struct Victim {
 }
 
 impl Run {
-    /// Whether `pid` (with `stat`) belongs to the run. Reads `/proc` only for
-    /// processes that pass the cheap checks.
-    pub fn owns(&self, pid: u32, stat: &Stat) -> bool {
+    /// The recorded groups whose leader is still the recorded process (alive
+    /// or a zombie). Taken once, before a sweep kills any leader: a killed
+    /// leader may be reaped before the members of its group are looked at.
+    pub fn live_groups(&self) -> BTreeMap<u32, u64> {
+        let same = |(&pgid, &start): (&u32, &u64)| {
+            procfs::stat(pgid).is_some_and(|l| l.start == start).then_some((pgid, start))
+        };
+        self.groups.iter().filter_map(same).collect()
+    }
+
+    /// Whether `pid` (with `stat`) belongs to the run, `groups` being its
+    /// `live_groups`. Reads `/proc` only for processes that pass the cheap checks.
+    pub fn owns(&self, pid: u32, stat: &Stat, groups: &BTreeMap<u32, u64>) -> bool {
         if pid == self.spare || pid <= 1 || stat.is_zombie() || stat.start < self.since {
             return false;
         }
+        let in_group = groups.get(&stat.pgid).is_some_and(|&leader| stat.start >= leader);
         // uid before environ: another user's environ is not readable anyway.
-        procfs::uid(pid) == Some(self.uid)
-            && (self.in_group(stat) || procfs::environ_has(pid, &self.marker))
-    }
-
-    /// In a recorded group whose leader is still the recorded process.
-    fn in_group(&self, stat: &Stat) -> bool {
-        self.groups.get(&stat.pgid).is_some_and(|&leader| {
-            stat.start >= leader && procfs::stat(stat.pgid).is_some_and(|l| l.start == leader)
-        })
+        procfs::uid(pid) == Some(self.uid) && (in_group || procfs::environ_has(pid, &self.marker))
     }
 }
 
@@ -69,11 +72,12 @@ impl Run {
 pub fn sweep(run: &Run) -> Vec<Victim> {
     let mut seen = BTreeSet::new();
     let mut victims = Vec::new();
+    let groups = run.live_groups();
     for _ in 0..MAX_PASSES {
         let mut new = false;
         for pid in procfs::pids() {
             let Some(stat) = procfs::stat(pid) else { continue };
-            if !run.owns(pid, &stat) {
+            if !run.owns(pid, &stat, &groups) {
                 continue;
             }
             if seen.insert(pid) {
@@ -107,35 +111,38 @@ mod tests {
     }
 
     #[test]
-    fn a_process_is_ours_by_marker_or_by_group_never_when_older_than_the_run() {
+    fn a_process_is_ours_by_marker_or_by_live_group_never_when_older_than_the_run() {
+        use std::os::unix::process::CommandExt;
+        let none = BTreeMap::new();
         let mut marked = std::process::Command::new("sleep")
             .arg("30")
             .env("FLOWLAYER_INSTANCE", "unit-a")
             .spawn()
             .unwrap();
-        use std::os::unix::process::CommandExt;
         let mut plain =
             std::process::Command::new("sleep").arg("30").process_group(0).spawn().unwrap();
         let (m, p) = (marked.id(), plain.id());
         let ms = procfs::stat(m).unwrap();
         let ps = procfs::stat(p).unwrap();
+        assert_eq!(ps.pgid, p, "a group leader");
         let by_marker = run_for("unit-a", BTreeMap::new());
-        assert!(by_marker.owns(m, &ms));
-        assert!(!by_marker.owns(p, &ps), "no marker, not in a group of the run");
-        assert!(!run_for("unit-b", BTreeMap::new()).owns(m, &ms), "another run's marker");
-        assert_eq!(ps.pgid, p);
+        assert!(by_marker.owns(m, &ms, &none));
+        assert!(!by_marker.owns(p, &ps, &none), "no marker, not in a group of the run");
+        assert!(!run_for("unit-b", BTreeMap::new()).owns(m, &ms, &none), "another run's marker");
+        // By group: only while the leader is the recorded process.
         let by_group = run_for("x", BTreeMap::from([(p, ps.start)]));
-        assert!(by_group.owns(p, &ps));
+        assert!(by_group.owns(p, &ps, &by_group.live_groups()));
         let reused = run_for("x", BTreeMap::from([(p, ps.start.saturating_sub(1))]));
-        assert!(!reused.owns(p, &ps), "the group's leader is not the recorded process");
-        let later_group = run_for("x", BTreeMap::from([(p, ps.start + 1)]));
-        assert!(!later_group.owns(p, &ps), "older than the group's leader");
+        assert!(reused.live_groups().is_empty(), "the leader is not the recorded process");
+        assert!(!reused.owns(p, &ps, &reused.live_groups()));
+        let later = BTreeMap::from([(p, ps.start + 1)]);
+        assert!(!run_for("x", later.clone()).owns(p, &ps, &later), "older than the leader");
         let later_run = Run { since: ms.start + 1, ..run_for("unit-a", BTreeMap::new()) };
-        assert!(!later_run.owns(m, &ms), "older than the run");
+        assert!(!later_run.owns(m, &ms, &none), "older than the run");
         let spared = Run { spare: m, ..run_for("unit-a", BTreeMap::new()) };
-        assert!(!spared.owns(m, &ms));
+        assert!(!spared.owns(m, &ms, &none));
         let other_user = Run { uid: 12345, ..run_for("unit-a", BTreeMap::new()) };
-        assert!(!other_user.owns(m, &ms));
+        assert!(!other_user.owns(m, &ms, &none));
         // Only the marked process goes.
         let victims = sweep(&run_for("unit-a", BTreeMap::new()));
         assert_eq!(victims.iter().map(|v| v.pid).collect::<Vec<_>>(), vec![m]);

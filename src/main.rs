@@ -275,7 +275,11 @@ fn start_session(
         ),
     };
     let generated = from == TokenFrom::Generated;
-    let handle = session::start(bind, token.clone(), ctl.clone(), instance.id.clone())
+    let access = session::Access {
+        token: token.clone(),
+        allowed_origins: cfg.session.allowed_origins.clone(),
+    };
+    let handle = session::start(bind, access, ctl.clone(), instance.id.clone())
         .map_err(|e| Fatal::Bind(format!("session API: cannot listen on {bind}: {e}")))?;
     instance.publish(session::dial_addr(&handle.addr), token.clone());
     if generated {
@@ -301,6 +305,17 @@ fn start_session(
         TokenFrom::Flag => println!("{connect} -addr {dial} -token <token>"),
         TokenFrom::Env => println!("{connect} -addr {dial} -token \"${TOKEN_ENV}\""),
         TokenFrom::Config => println!("{connect} -config {}", cfg.path.display()),
+    }
+    // The token rides in the fragment, which a browser never sends to a server
+    // or writes to its logs; a token the user gave is not echoed here either.
+    let web = format!("[flowlayer] boot: web: http://{dial}/");
+    match from {
+        TokenFrom::Generated => println!("{web}#token={}", session::fragment_value(&token)),
+        TokenFrom::Flag => println!("{web} (the page asks for the token given with -token)"),
+        TokenFrom::Env => println!("{web} (the page asks for the token: ${TOKEN_ENV})"),
+        TokenFrom::Config => {
+            println!("{web} (the page asks for the token: session.token in {})", cfg.path.display())
+        }
     }
     Ok(handle)
 }

@@ -32,3 +32,7 @@ mod shutdown;
 mod token;
 /// The terminal client end to end, in tmux, against the real server.
 mod tui;
+/// The web cockpit in headless Chromium, against the real server.
+mod web_browser;
+/// The web cockpit's HTTP side: assets, headers, the subprotocol token, Origin.
+mod web_protocol;

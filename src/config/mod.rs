@@ -5,6 +5,7 @@
 
 mod bind;
 mod error;
+mod origin;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -12,6 +13,7 @@ use std::time::Duration;
 
 pub use bind::{parse_bind, BindAddr};
 pub use error::{ConfigError, ConfigProblem};
+pub use origin::{parse_origin, same_host, Origin};
 
 /// Default ceiling of the readiness poll interval (`ready.intervalMs`).
 pub const DEFAULT_READY_INTERVAL: Duration = Duration::from_millis(250);
@@ -47,6 +49,9 @@ pub struct Config {
 pub struct SessionCfg {
     pub bind: Option<BindAddr>,
     pub token: Option<String>,
+    /// Origins besides the listener's own whose pages may open `/ws`
+    /// (`session.allowedOrigins`).
+    pub allowed_origins: Vec<Origin>,
 }
 
 #[derive(Clone, Debug, Default)]

@@ -240,7 +240,7 @@ pub fn default_stack_name(dir: &Path) -> String {
 }
 
 fn session(w: &mut Walk, v: &Value) -> SessionCfg {
-    let Some(o) = w.object(v, "session", &["bind", "addr", "token"]) else {
+    let Some(o) = w.object(v, "session", &["bind", "addr", "token", "allowedOrigins"]) else {
         return SessionCfg::default();
     };
     if o.contains_key("bind") && o.contains_key("addr") {
@@ -265,7 +265,34 @@ fn session(w: &mut Walk, v: &Value) -> SessionCfg {
             false
         }
     });
-    SessionCfg { bind, token }
+    let allowed_origins = allowed_origins(w, o);
+    SessionCfg { bind, token, allowed_origins }
+}
+
+/// `session.allowedOrigins`: an array of origins (`scheme://host[:port]`).
+fn allowed_origins(w: &mut Walk, o: &Obj) -> Vec<super::Origin> {
+    let at = "session.allowedOrigins";
+    let Some(v) = o.get("allowedOrigins") else { return Vec::new() };
+    let Some(items) = v.as_array() else {
+        w.push(ConfigProblem::WrongType { at: at.into(), expected: "an array of strings" });
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let Some(text) = item.as_str() else {
+            w.push(ConfigProblem::WrongType { at: format!("{at}[{i}]"), expected: "a string" });
+            continue;
+        };
+        match super::parse_origin(text) {
+            Some(origin) => out.push(origin),
+            None => w.invalid(
+                format!("{at}[{i}]"),
+                &format!("\"{text}\""),
+                "is not an origin: write scheme://host[:port] (http or https, no path), like \"http://localhost:5173\"",
+            ),
+        }
+    }
+    out
 }
 
 fn log_view(w: &mut Walk, v: &Value) -> LogView {
@@ -633,6 +660,26 @@ mod tests {
         assert_eq!(p.len(), 1, "{p:?}");
         assert!(p[0].starts_with("session.token: the token contains a control character"));
         assert!(!p[0].contains("s3cret"), "{p:?}");
+    }
+
+    #[test]
+    fn allowed_origins_are_read_and_bad_ones_named_by_index() {
+        let c =
+            ok(r#"{"session":{"allowedOrigins":["http://localhost:5173","HTTPS://Dash.example"]},
+            "services":{"a":{"cmd":"x"}}}"#);
+        let got: Vec<String> = c.session.allowed_origins.iter().map(|o| o.to_string()).collect();
+        assert_eq!(got, ["http://localhost:5173", "https://dash.example:443"]);
+        assert!(ok(r#"{"services":{"a":{"cmd":"x"}}}"#).session.allowed_origins.is_empty());
+        let p = problems(
+            r#"{"session":{"allowedOrigins":["http://x/app", 7, "*"]},"services":{"a":{"cmd":"x"}}}"#,
+        );
+        assert_eq!(p.len(), 3, "{p:?}");
+        assert!(p[0].starts_with(r#"session.allowedOrigins[0]: "http://x/app" is not an origin"#));
+        assert_eq!(p[1], "session.allowedOrigins[1]: expected a string");
+        assert!(p[2].starts_with(r#"session.allowedOrigins[2]: "*" is not an origin"#));
+        let p =
+            problems(r#"{"session":{"allowedOrigins":"http://x"},"services":{"a":{"cmd":"x"}}}"#);
+        assert_eq!(p, ["session.allowedOrigins: expected an array of strings"]);
     }
 
     #[test]

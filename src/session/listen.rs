@@ -1,10 +1,12 @@
 //! Accept thread (`session-accept`): owns the listener and every connection until
 //! its request is authorized. It reads request heads without blocking (one
-//! `mio::Poll` for all of them), checks the bearer token, answers `/health` and
-//! every refusal itself, and starts a session thread (`ws.rs`) only for an
-//! authorized `/ws` upgrade, a `metrics` thread only for an authorized
-//! `/metrics` (`health/metrics.rs`). Sends nothing to the state thread; a session
-//! thread gets the control channel's sender (`CtlTx`).
+//! `mio::Poll` for all of them), serves the web cockpit's files (`web.rs`,
+//! no token: they hold no data), checks the `Origin` of `/ws` and the bearer
+//! token, answers `/health` and every refusal itself, and starts a session
+//! thread (`ws.rs`) only for an authorized `/ws` upgrade, a `metrics` thread
+//! only for an authorized `/metrics` (`health/metrics.rs`). Sends nothing to
+//! the state thread; a session thread gets the control channel's sender
+//! (`CtlTx`).
 //!
 //! A thread per accepted connection let half-open connections grow the server
 //! to thousands of threads until it aborted (issue 14). Here threads are capped
@@ -20,16 +22,20 @@
 //!   without its token being looked at: guessing costs time. At most
 //!   `MAX_PARKED` connections wait for their delayed answer (past that the 403
 //!   goes at once, the attempt counted all the same), and `MAX_ADDRESSES`
-//!   addresses are remembered.
+//!   addresses are remembered;
+//! - `MAX_WRITING` connections whose answer (a file of the cockpit) did not
+//!   fit the socket at once and is written as the peer reads it, for
+//!   `WRITE_DEADLINE` at most; a new one pushes out the oldest.
 //!
 //! Our own listener instead of tiny_http: tiny_http's upgraded stream has no
 //! clone, no timeout and no file descriptor, so a session could not both read
 //! commands and push events on it.
 
 use super::http::{error_body, parse_head, response, Head, HeadError, MAX_HEAD};
+use super::web;
 use super::ws;
 use crate::bus::{CtlTx, SessionId};
-use crate::config::BindAddr;
+use crate::config::{parse_origin, same_host, BindAddr, Origin};
 use crate::credit::Credit;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
@@ -63,6 +69,16 @@ pub const MAX_PARKED: usize = 16;
 const FORGET: Duration = Duration::from_secs(600);
 /// Addresses whose failures are remembered.
 const MAX_ADDRESSES: usize = 1024;
+/// Connections whose answer is being written as the peer reads it.
+pub const MAX_WRITING: usize = 16;
+/// Time a peer gets to read an answer that did not fit its socket at once.
+pub const WRITE_DEADLINE: Duration = Duration::from_secs(5);
+/// The subprotocol a browser offers with its token (spec/protocol.md, "From a
+/// browser"); the 101 names it when, and only when, the client offered it.
+pub const SUBPROTOCOL: &str = "flowlayer.v1";
+/// Prefix of the subprotocol that carries the token from a browser, which
+/// cannot set `Authorization` on a WebSocket.
+const BEARER_PROTOCOL: &str = "bearer.";
 /// After shutdown begins, how long heads already being read may take to
 /// finish and be answered (server.md section 5: in-flight requests get 2 s).
 pub const HTTP_GRACE: Duration = Duration::from_secs(2);
@@ -121,12 +137,21 @@ pub fn dial_addr(addr: &SocketAddr) -> String {
     a.to_string()
 }
 
+/// Who may use the Session API.
+pub struct Access {
+    /// The bearer token.
+    pub token: String,
+    /// Origins besides the listener's own whose pages may open `/ws`
+    /// (`session.allowedOrigins`).
+    pub allowed_origins: Vec<Origin>,
+}
+
 /// Binds the listener now (so a busy address fails before any service starts)
 /// and starts the accept thread.
 /// `instance_id` is the run's (`runtime::Instance`), sent in every `hello`.
 pub fn start(
     bind: &BindAddr,
-    token: String,
+    access: Access,
     ctl: CtlTx,
     instance_id: String,
 ) -> std::io::Result<SessionHandle> {
@@ -143,7 +168,7 @@ pub fn start(
     let acceptor = Acceptor {
         poll,
         listener: Some(listener),
-        token,
+        access,
         ctl,
         seats: Credit::new(MAX_SESSIONS),
         scrapes: Credit::new(MAX_SCRAPES),
@@ -152,6 +177,7 @@ pub fn start(
         next_conn: 2,
         conns: HashMap::new(),
         reading: VecDeque::new(),
+        writing: VecDeque::new(),
         penalties: Penalties::default(),
         stop: stopper.flag.clone(),
         grace_end: None,
@@ -172,6 +198,9 @@ enum Stage {
     Reading { buf: Vec<u8>, until: Instant },
     /// Failed authentication: `answer` goes out at `at`.
     Parked { at: Instant, answer: Vec<u8> },
+    /// An answer too large for the socket at once: the rest goes out as the
+    /// peer reads; closed unfinished at `until`.
+    Writing { answer: web::Answer, sent: usize, until: Instant },
 }
 
 impl Conn {
@@ -179,6 +208,7 @@ impl Conn {
         match &self.stage {
             Stage::Reading { until, .. } => *until,
             Stage::Parked { at, .. } => *at,
+            Stage::Writing { until, .. } => *until,
         }
     }
 }
@@ -187,7 +217,7 @@ struct Acceptor {
     poll: Poll,
     /// `None` once shutdown began.
     listener: Option<TcpListener>,
-    token: String,
+    access: Access,
     ctl: CtlTx,
     /// One permit per open session, held until the state thread has its `Closed`.
     seats: Credit,
@@ -199,6 +229,8 @@ struct Acceptor {
     conns: HashMap<Token, Conn>,
     /// The connections whose head is being read, oldest first.
     reading: VecDeque<Token>,
+    /// The connections whose answer is being written, oldest first.
+    writing: VecDeque<Token>,
     penalties: Penalties,
     stop: Arc<AtomicBool>,
     /// Set when shutdown began: the moment the last connections are dropped.
@@ -221,7 +253,7 @@ impl Acceptor {
                 match ev.token() {
                     LISTENER => self.accept_all(),
                     WAKE => {}
-                    t => self.read(t),
+                    t => self.ready(t),
                 }
             }
             if self.stop.load(Ordering::SeqCst) && self.grace_end.is_none() {
@@ -244,7 +276,9 @@ impl Acceptor {
         self.listener = None;
         for conn in self.conns.values_mut() {
             match &mut conn.stage {
-                Stage::Reading { until, .. } => *until = (*until).min(end),
+                Stage::Reading { until, .. } | Stage::Writing { until, .. } => {
+                    *until = (*until).min(end)
+                }
                 Stage::Parked { at, .. } => *at = Instant::now(),
             }
         }
@@ -284,7 +318,51 @@ impl Acceptor {
     /// Takes a connection out of the tables.
     fn take(&mut self, token: Token) -> Option<Conn> {
         self.reading.retain(|t| *t != token);
+        self.writing.retain(|t| *t != token);
         self.conns.remove(&token)
+    }
+
+    /// The socket of `token` can be read or written.
+    fn ready(&mut self, token: Token) {
+        match self.conns.get(&token).map(|c| &c.stage) {
+            Some(Stage::Reading { .. }) => self.read(token),
+            Some(Stage::Writing { .. }) => self.write(token),
+            Some(Stage::Parked { .. }) | None => {}
+        }
+    }
+
+    /// Writes an answer (a file of the cockpit): what the socket takes now,
+    /// the rest as the peer reads.
+    fn serve(&mut self, token: Token, mut conn: Conn, answer: web::Answer) {
+        let mut sent = 0;
+        if write_answer(&mut conn.sock, &answer, &mut sent) != Written::Partly {
+            return;
+        }
+        if self.writing.len() >= MAX_WRITING {
+            // The oldest has had the longest to read its answer: it goes.
+            if let Some(oldest) = self.writing.front().copied() {
+                self.take(oldest);
+            }
+        }
+        let registry = self.poll.registry();
+        if registry.reregister(&mut conn.sock, token, Interest::WRITABLE).is_err() {
+            return;
+        }
+        let until = Instant::now() + WRITE_DEADLINE;
+        conn.stage = Stage::Writing { answer, sent, until };
+        self.conns.insert(token, conn);
+        self.writing.push_back(token);
+    }
+
+    fn write(&mut self, token: Token) {
+        let done = {
+            let Some(conn) = self.conns.get_mut(&token) else { return };
+            let Stage::Writing { answer, sent, .. } = &mut conn.stage else { return };
+            write_answer(&mut conn.sock, answer, sent) != Written::Partly
+        };
+        if done {
+            self.take(token);
+        }
     }
 
     /// Makes room for a new connection: the one that has waited longest for
@@ -327,9 +405,34 @@ impl Acceptor {
     /// Answers a complete request, or hands an authorized `/ws` to a session thread.
     fn route(&mut self, token: Token, mut conn: Conn, head: Head) {
         let now = Instant::now();
-        let Some(credentials) = head.header("authorization") else {
-            let body = error_body("unauthorized", "missing Authorization: Bearer <token>");
-            return send_and_close(conn.sock, &response(401, &body, None));
+        let path = head.path.split('?').next().unwrap_or("").to_string();
+        if let Some(answer) = web::public(&head.method, &path) {
+            return self.serve(token, conn, answer);
+        }
+        let upgrade = path == "/ws";
+        if upgrade {
+            if let Some(origin) = foreign_origin(&head, &self.access.allowed_origins) {
+                let message = format!(
+                    "origin \"{origin}\" may not open /ws: pages of other sites are refused unless session.allowedOrigins lists them"
+                );
+                let body = error_body("forbidden_origin", &message);
+                return send_and_close(conn.sock, &response(403, &body, None));
+            }
+        }
+        // A browser cannot set Authorization on a WebSocket: it offers the
+        // token as a subprotocol instead. The header wins when both are there.
+        let given = match head.header("authorization") {
+            Some(credentials) => bearer(credentials).unwrap_or("").to_string(),
+            None => match upgrade.then(|| protocol_token(&head)).flatten() {
+                Some(t) => t,
+                None => {
+                    let body = error_body(
+                        "unauthorized",
+                        "missing Authorization: Bearer <token> (from a browser: the subprotocol bearer.<token>)",
+                    );
+                    return send_and_close(conn.sock, &response(401, &body, None));
+                }
+            },
         };
         if let Some(wait) = self.penalties.refused(conn.peer, now) {
             let secs = wait.as_secs_f64().ceil() as u64;
@@ -340,7 +443,7 @@ impl Acceptor {
             let body = error_body("too_many_attempts", &message);
             return send_and_close(conn.sock, &response(429, &body, Some(secs)));
         }
-        if !token_matches(credentials, &self.token) {
+        if !same_token(given.as_bytes(), self.access.token.as_bytes()) {
             let delay = self.penalties.fail(conn.peer, now);
             let answer = response(403, &error_body("forbidden", "invalid token"), None);
             if self.parked_count() < MAX_PARKED && self.grace_end.is_none() {
@@ -351,8 +454,7 @@ impl Acceptor {
             }
             return;
         }
-        let path = head.path.split('?').next().unwrap_or("");
-        match (head.method.as_str(), path) {
+        match (head.method.as_str(), path.as_str()) {
             ("GET", "/health") => send_and_close(conn.sock, &response(200, r#"{"ok":true}"#, None)),
             ("GET", "/metrics") => self.scrape(conn),
             ("GET", "/ws") => self.open_session(conn, head),
@@ -403,10 +505,12 @@ impl Acceptor {
         let _ = self.poll.registry().deregister(&mut conn.sock);
         let id = SessionId(self.next_session);
         self.next_session += 1;
+        let protocol = offered_protocols(&head).any(|p| p == SUBPROTOCOL).then_some(SUBPROTOCOL);
         let start = ws::Start {
             sock: conn.sock,
             rest: head.rest,
             accept,
+            protocol,
             id,
             ctl: self.ctl.clone(),
             instance_id: self.instance_id.clone(),
@@ -428,7 +532,8 @@ impl Acceptor {
             if let Stage::Parked { answer, .. } = &conn.stage {
                 send_and_close(conn.sock, answer);
             }
-            // A head not complete in time: nothing to answer, the socket closes.
+            // A head not complete in time, or an answer not read in time:
+            // nothing more to say, the socket closes.
         }
     }
 }
@@ -469,6 +574,62 @@ fn send_and_close(mut sock: TcpStream, answer: &[u8]) {
     let _ = sock.write(answer);
 }
 
+#[derive(PartialEq)]
+enum Written {
+    /// All of it is on the socket.
+    Done,
+    /// The socket took part of it and would block.
+    Partly,
+    /// The peer is gone.
+    Failed,
+}
+
+/// Writes what is left of `answer` after `sent` bytes, while the socket takes it.
+fn write_answer(sock: &mut TcpStream, answer: &web::Answer, sent: &mut usize) -> Written {
+    loop {
+        let h = answer.head.len();
+        let rest = if *sent < h { &answer.head[*sent..] } else { &answer.body[*sent - h..] };
+        if rest.is_empty() {
+            return Written::Done;
+        }
+        match sock.write(rest) {
+            Ok(0) => return Written::Failed,
+            Ok(n) => *sent += n,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return Written::Partly,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(_) => return Written::Failed,
+        }
+    }
+}
+
+/// The `Origin` of a request when it names a site other than the listener's
+/// own address (its `Host`) and not one of `allowed`: a page of another site
+/// trying to open `/ws` with the visitor's browser (cross-site WebSocket
+/// hijacking). Requests without `Origin` (programs, not browsers) pass.
+fn foreign_origin<'h>(head: &'h Head, allowed: &[Origin]) -> Option<&'h str> {
+    let text = head.header("origin")?;
+    match parse_origin(text) {
+        Some(o) if head.header("host").is_some_and(|h| same_host(&o, h)) => None,
+        Some(o) if allowed.contains(&o) => None,
+        _ => Some(text),
+    }
+}
+
+/// The subprotocols a WebSocket client offered, in order, over every
+/// `Sec-WebSocket-Protocol` header.
+fn offered_protocols(head: &Head) -> impl Iterator<Item = &str> {
+    head.headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("sec-websocket-protocol"))
+        .flat_map(|(_, v)| v.split(','))
+        .map(str::trim)
+}
+
+/// The token a browser offered as the subprotocol `bearer.<token>`.
+fn protocol_token(head: &Head) -> Option<String> {
+    offered_protocols(head).find_map(|p| p.strip_prefix(BEARER_PROTOCOL)).map(String::from)
+}
+
 /// The token of an `Authorization` value whose scheme is `Bearer`, in any case
 /// (RFC 7235: schemes are case-insensitive).
 fn bearer(credentials: &str) -> Option<&str> {
@@ -476,6 +637,7 @@ fn bearer(credentials: &str) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
+#[cfg(test)]
 fn token_matches(credentials: &str, expected: &str) -> bool {
     let given = bearer(credentials).unwrap_or("");
     same_token(given.as_bytes(), expected.as_bytes())
@@ -570,6 +732,46 @@ mod tests {
         for v in ["Basic t0k", "Bearert0k", "Bearer", "t0k", "Bearer t0k x"] {
             assert!(!token_matches(v, "t0k"), "{v:?}");
         }
+    }
+
+    fn head(headers: &[(&str, &str)]) -> Head {
+        Head {
+            method: "GET".into(),
+            path: "/ws".into(),
+            headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            rest: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn only_pages_of_this_address_or_allowed_origins_may_open_the_socket() {
+        let allowed = [parse_origin("http://localhost:5173").unwrap()];
+        let host = ("Host", "127.0.0.1:6999");
+        assert_eq!(foreign_origin(&head(&[host]), &[]), None, "no Origin: not a browser");
+        assert_eq!(foreign_origin(&head(&[host, ("Origin", "http://127.0.0.1:6999")]), &[]), None);
+        let evil = head(&[host, ("Origin", "http://evil.example")]);
+        assert_eq!(foreign_origin(&evil, &allowed), Some("http://evil.example"));
+        let dev = head(&[host, ("Origin", "http://LOCALHOST:5173")]);
+        assert_eq!(foreign_origin(&dev, &allowed), None);
+        assert_eq!(foreign_origin(&dev, &[]), Some("http://LOCALHOST:5173"));
+        let null = head(&[host, ("Origin", "null")]);
+        assert_eq!(foreign_origin(&null, &allowed), Some("null"));
+        let no_host = head(&[("Origin", "http://127.0.0.1:6999")]);
+        assert!(foreign_origin(&no_host, &[]).is_some(), "nothing to compare with");
+    }
+
+    #[test]
+    fn a_browser_token_is_read_from_the_offered_subprotocols() {
+        let h = head(&[("Sec-WebSocket-Protocol", "flowlayer.v1, bearer.fl_abc")]);
+        assert_eq!(protocol_token(&h).as_deref(), Some("fl_abc"));
+        assert!(offered_protocols(&h).any(|p| p == SUBPROTOCOL));
+        let split = head(&[
+            ("Sec-WebSocket-Protocol", "flowlayer.v1"),
+            ("sec-websocket-protocol", "bearer.t"),
+        ]);
+        assert_eq!(protocol_token(&split).as_deref(), Some("t"));
+        assert_eq!(protocol_token(&head(&[("Sec-WebSocket-Protocol", "flowlayer.v1")])), None);
+        assert_eq!(offered_protocols(&head(&[])).count(), 0);
     }
 
     fn ip(last: u8) -> IpAddr {

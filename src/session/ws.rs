@@ -86,6 +86,9 @@ pub struct Start {
     pub rest: Vec<u8>,
     /// `Sec-WebSocket-Accept` for the 101.
     pub accept: String,
+    /// The subprotocol the 101 names: only one the client offered (a client
+    /// that offered none drops a 101 that names one).
+    pub protocol: Option<&'static str>,
     pub id: SessionId,
     pub ctl: CtlTx,
     pub instance_id: Arc<str>,
@@ -94,7 +97,7 @@ pub struct Start {
 }
 
 pub fn run_session(start: Start) {
-    let Start { mut sock, rest, accept, id, ctl, instance_id, seat } = start;
+    let Start { mut sock, rest, accept, protocol, id, ctl, instance_id, seat } = start;
     // A smaller buffer only costs throughput to a client that reads at full speed.
     let _ = nix::sys::socket::setsockopt(&sock, nix::sys::socket::sockopt::SndBuf, &SEND_BUFFER);
     let Ok(poll) = Poll::new() else { return };
@@ -110,8 +113,9 @@ pub fn run_session(start: Start) {
         .max_frame_size(Some(MAX_CLIENT_MESSAGE))
         .write_buffer_size(0);
     // The 101 and `hello` go out first, through the same buffer as every frame.
+    let protocol = protocol.map(|p| format!("Sec-WebSocket-Protocol: {p}\r\n")).unwrap_or_default();
     let mut out = format!(
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n{protocol}\r\n"
     )
     .into_bytes();
     out.extend_from_slice(&wire::hello(&instance_id));

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)] // each test module uses a different part of the harness
 
+pub mod cdp;
 pub mod ws;
 
 use nix::sys::signal::{kill, killpg, Signal};

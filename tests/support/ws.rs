@@ -22,6 +22,11 @@ pub fn request(addr: &str, token: Option<&str>) -> tungstenite::handshake::clien
 }
 
 impl Client {
+    /// A client over a WebSocket made some other way (another handshake).
+    pub fn over(ws: WebSocket<TcpStream>) -> Client {
+        Client { ws, next_id: 0, seen: Vec::new() }
+    }
+
     pub fn connect(addr: &str, token: &str) -> Client {
         let stream = TcpStream::connect(addr).expect("connect");
         stream.set_nodelay(true).expect("nodelay");

@@ -51,6 +51,223 @@ fn the_page_shows_every_service_with_the_token_from_the_fragment() {
     assert!(b.errors.is_empty(), "page errors: {:?}", b.errors);
 }
 
+/// A browser with the page loaded on `s` and every service listed.
+fn open(s: &Server) -> Browser {
+    let mut b = Browser::launch();
+    b.viewport(1200, 800);
+    b.navigate(&page_url(s, &s.token));
+    b.wait_js("document.getElementById('conn').dataset.state === 'connected'", T, "connected");
+    b
+}
+
+/// Selects `service` by clicking its row.
+fn pick(b: &mut Browser, service: &str) {
+    b.eval(&format!("document.querySelector('.svc[data-service=\"{service}\"]').click()"));
+    b.wait_js(
+        &format!("document.getElementById('sel-name').textContent === '{service}'"),
+        T,
+        &format!("{service} selected"),
+    );
+}
+
+/// The texts of the log rows in the DOM, top to bottom.
+const ROWS_JS: &str =
+    "[...document.querySelectorAll('#logs .row:not([hidden]) .m')].map(e => e.textContent)";
+
+#[test]
+fn stopping_and_starting_a_service_shows_each_status_and_outcome() {
+    let s = stack(2000);
+    let mut b = open(&s);
+    pick(&mut b, "worker");
+    b.wait_js(&format!("{} === 'running'", status_js("worker")), T, "worker running");
+    // The terminal client's keys: x stops, s starts.
+    b.eval("document.getElementById('services').focus()");
+    b.key("x");
+    b.wait_js(&format!("{} === 'stopped'", status_js("worker")), T, "worker stopped");
+    b.wait_js(
+        "document.getElementById('outcome').textContent === 'stop worker: stopped'",
+        T,
+        "the stop's outcome",
+    );
+    assert_eq!(b.eval("document.getElementById('sel-status').textContent"), "stopped");
+    assert_eq!(b.eval("document.getElementById('act-stop').disabled"), true);
+    // And the button.
+    b.eval("document.getElementById('act-start').click()");
+    b.wait_js(&format!("{} === 'running'", status_js("worker")), T, "worker running again");
+    b.wait_js(
+        "document.getElementById('outcome').textContent === 'start worker: running'",
+        T,
+        "the start's outcome",
+    );
+    // A refused action says why.
+    pick(&mut b, "migrate");
+    b.eval("document.getElementById('act-restart').click()");
+    b.wait_js(
+        "/^restart migrate: (running|stopped)/.test(document.getElementById('outcome').textContent)",
+        T,
+        "the restart's outcome",
+    );
+    assert!(b.errors.is_empty(), "page errors: {:?}", b.errors);
+}
+
+#[test]
+fn a_line_printed_by_a_service_appears_live() {
+    let s = stack(100);
+    let mut b = open(&s);
+    pick(&mut b, "clock");
+    let first = b.wait_js(
+        &format!("(() => {{ const r = {ROWS_JS}.filter(t => /^clock \\d+$/.test(t)); return r.length && Number(r[r.length - 1].split(' ')[1]); }})()"),
+        T,
+        "clock lines",
+    );
+    let next = first.as_u64().unwrap() + 5;
+    b.wait_js(&format!("{ROWS_JS}.includes('clock {next}')"), T, "a newer clock line");
+    // In the all view too, with the service named.
+    b.eval("document.querySelector('.svc[data-service=\"\"]').click()");
+    b.wait_js(
+        "[...document.querySelectorAll('#logs .row:not([hidden])')].some(r => r.querySelector('.s').textContent === 'clock')",
+        T,
+        "clock lines in the all view",
+    );
+    assert!(b.errors.is_empty(), "page errors: {:?}", b.errors);
+}
+
+#[test]
+fn scrolling_up_pages_back_through_the_whole_history() {
+    let mut s = Server::start("tests/web_pages.jsonc");
+    s.wait_started();
+    let mut b = open(&s);
+    pick(&mut b, "lines");
+    b.wait_js(&format!("{ROWS_JS}.includes('line 5000')"), T, "the newest line");
+    assert_eq!(b.eval("document.getElementById('log-count').textContent"), "500 lines");
+    b.eval("document.getElementById('logs').focus()");
+    // Home goes to the oldest line held; the older page loads in sight, and
+    // again, until the first line of the history.
+    let deadline = std::time::Instant::now() + T;
+    loop {
+        b.key("Home");
+        let top = b.eval(&format!("{ROWS_JS}.filter(t => t.startsWith('line '))[0] ?? ''"));
+        if top == "line 1" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never reached line 1; top: {top}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    b.wait_js(
+        "document.getElementById('log-count').textContent === '5,000 lines'",
+        T,
+        "every line held",
+    );
+    // Only what is in sight is in the DOM.
+    let rows = b.eval("document.querySelectorAll('#logs .row').length").as_u64().unwrap();
+    assert!(rows < 120, "{rows} rows in the DOM for 5,000 lines");
+    // End follows the tail again.
+    b.key("End");
+    b.wait_js(&format!("{ROWS_JS}.includes('line 5000')"), T, "back at the tail");
+    assert_eq!(b.eval("document.getElementById('follow').textContent"), "following");
+    // The filter: `/` focuses it; a regular expression keeps two lines.
+    b.key("/");
+    b.eval("const f = document.getElementById('filter'); f.value = '/^line 4(99|00)0$/'; f.dispatchEvent(new Event('input'))");
+    b.wait_js(
+        &format!("JSON.stringify({ROWS_JS}) === JSON.stringify(['line 4000', 'line 4990'])"),
+        T,
+        "two lines left by the filter",
+    );
+    b.key("Escape");
+    b.wait_js(&format!("{ROWS_JS}.includes('line 5000')"), T, "the filter cleared");
+    assert!(b.errors.is_empty(), "page errors: {:?}", b.errors);
+}
+
+#[test]
+fn a_wrong_token_shows_an_error_and_asks_again() {
+    let s = stack(2000);
+    let mut b = Browser::launch();
+    b.navigate(&page_url(&s, "not-the-token"));
+    b.wait_js("document.getElementById('conn').dataset.state === 'invalid_token'", T, "refusal");
+    assert_eq!(b.eval("document.getElementById('conn').textContent.trim()"), "invalid token");
+    assert_eq!(b.eval("document.getElementById('token-dialog').open"), true);
+    let err = b.eval("document.getElementById('token-error').textContent");
+    assert!(err.as_str().unwrap().contains("refused this token"), "{err}");
+    assert_eq!(b.eval("sessionStorage.getItem('flowlayer.token')"), serde_json::Value::Null);
+    // The right one, typed in.
+    b.eval(&format!(
+        "document.getElementById('token-input').value = '{}'; document.getElementById('token-form').requestSubmit()",
+        s.token
+    ));
+    b.wait_js("document.getElementById('conn').dataset.state === 'connected'", T, "connected");
+    b.wait_js(&format!("{} === 'ready'", status_js("api")), T, "api ready");
+}
+
+#[test]
+fn without_a_fragment_the_page_asks_for_the_token() {
+    let s = stack(2000);
+    let mut b = Browser::launch();
+    b.navigate(&format!("http://127.0.0.1:{}/", s.port));
+    b.wait_js("document.getElementById('token-dialog').open", T, "the token dialog");
+    assert_eq!(b.eval("document.getElementById('token-error').hidden"), true);
+}
+
+#[test]
+fn a_page_of_another_origin_cannot_open_the_socket() {
+    let s = stack(2000);
+    let mut b = Browser::launch();
+    // The same server under another name is another origin to the browser.
+    b.navigate(&format!("http://localhost:{}/#token={}", s.port, s.token));
+    b.wait_js("document.getElementById('conn').dataset.state === 'connected'", T, "own origin");
+    let js = format!(
+        "new Promise(done => {{ const w = new WebSocket('ws://127.0.0.1:{}/ws', ['flowlayer.v1', 'bearer.{}']); \
+         w.onopen = () => done('open'); w.onerror = () => done('refused'); }})",
+        s.port, s.token
+    );
+    assert_eq!(b.eval(&js), "refused", "the upgrade is refused (403)");
+}
+
+#[test]
+fn the_page_reconnects_after_a_server_restart_and_fills_the_gap() {
+    let dir = crate::support::temp_dir("web-restart").keep();
+    let port = free_port().to_string();
+    let vars = [
+        ("P1", free_port().to_string()),
+        ("P2", free_port().to_string()),
+        ("P3", free_port().to_string()),
+        ("TICK", "100".to_string()),
+    ];
+    let opts = |dir: &std::path::Path| Opts {
+        vars: &vars,
+        session: false,
+        extra: &[],
+        dir: Some(dir.to_path_buf()),
+    };
+    let args = ["-s", &port, "-token", "test-token"];
+    let mut s = Server::start_with("tests/web.jsonc", Opts { extra: &args, ..opts(&dir) });
+    s.wait_started();
+    let mut b = Browser::launch();
+    b.navigate(&format!("http://127.0.0.1:{port}/#token=test-token"));
+    b.wait_js("document.getElementById('conn').dataset.state === 'connected'", T, "connected");
+    pick(&mut b, "clock");
+    b.wait_js(&format!("{ROWS_JS}.includes('clock 10')"), T, "clock 10");
+    s.shutdown();
+    b.wait_js("document.getElementById('conn').dataset.state !== 'connected'", T, "disconnected");
+    let mut s2 = Server::start_with("tests/web.jsonc", Opts { extra: &args, ..opts(&dir) });
+    s2.wait_started();
+    b.wait_js("document.getElementById('conn').dataset.state === 'connected'", T, "reconnected");
+    b.wait_js(
+        "document.getElementById('outcome').textContent.includes('the server restarted')",
+        T,
+        "the restart noticed",
+    );
+    // Both runs' first lines are in the view, once each: the second run's
+    // early lines came with after_seq, the live ones followed.
+    b.eval("const f = document.getElementById('filter'); f.value = '/^clock [12]$/'; f.dispatchEvent(new Event('input'))");
+    b.wait_js(
+        &format!("JSON.stringify({ROWS_JS}) === JSON.stringify(['clock 1', 'clock 2', 'clock 1', 'clock 2'])"),
+        T,
+        "clock 1 and 2 of both runs",
+    );
+    b.wait_js(&format!("{} === 'ready'", status_js("api")), T, "api ready after the restart");
+    drop(s);
+}
+
 /// The screenshot in spec/ (`make screenshot`): the page on the demo stack,
 /// light, 1280x760, the all-logs view after a restart of `api`. Also writes
 /// dark and narrow variants next to it when `FL_SHOTS` names a directory.

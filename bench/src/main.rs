@@ -5,8 +5,14 @@
 //! Usage: flowlayer-bench [--quick] [--only W1,W3,...]
 //! Expects release builds of flowlayer-server and fl-helper next to itself.
 
+/// The DevTools driver of the browser tests, shared as one file (the bench
+/// takes no screenshots).
+#[path = "../../tests/support/cdp.rs"]
+#[allow(dead_code)]
+mod cdp;
 mod guard;
 mod proc;
+mod web;
 mod workloads;
 
 use std::path::PathBuf;
@@ -65,7 +71,7 @@ fn main() {
     }
     let wanted = |w: &str| only.as_ref().is_none_or(|o| o.iter().any(|x| x == w));
     let mut rows: Vec<Row> = Vec::new();
-    let plan: [(&str, Workload); 10] = [
+    let plan: [(&str, Workload); 11] = [
         ("W1", workloads::w1),
         ("W1x4", workloads::w1x4),
         ("W1+clients", workloads::w1_clients),
@@ -76,6 +82,7 @@ fn main() {
         ("W6", workloads::w6),
         ("W7", workloads::w7),
         ("W8", guard::w8),
+        ("WEB", web::web),
     ];
     for (name, f) in plan {
         if wanted(name) {

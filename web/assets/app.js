@@ -409,15 +409,24 @@ function tickRestarts() {
   }
 }
 
+/** `6 up · 1 stopped`: how many services are in each state, up first. */
 function drawSummary() {
-  const all = [...S.services.values()];
-  const up = all.filter((s) => isUp(s.status)).length;
-  const failed = all.filter((s) => s.status === "failed").length;
-  const text = `${up}/${all.length} up${failed ? ` · ${failed} failed` : ""}`;
+  const n = { up: 0, moving: 0, stopped: 0, failed: 0 };
+  for (const s of S.services.values()) {
+    if (isUp(s.status)) n.up++;
+    else if (s.status === "starting" || s.status === "stopping") n.moving++;
+    else if (s.status === "failed") n.failed++;
+    else n.stopped++;
+  }
+  const parts = [`${n.up} up`];
+  if (n.moving) parts.push(`${n.moving} changing`);
+  if (n.stopped) parts.push(`${n.stopped} stopped`);
+  if (n.failed) parts.push(`${n.failed} failed`);
+  const text = parts.join(" · ");
   list.summary(text);
   $("summary").textContent = text;
-  $("summary").dataset.failed = failed ? "yes" : "no";
-  document.title = `${failed ? "✕ " : ""}${up}/${all.length} up · FlowLayer`;
+  $("summary").dataset.failed = n.failed ? "yes" : "no";
+  document.title = `${n.failed ? `✕ ${n.failed} failed · ` : ""}${n.up}/${S.services.size} up · FlowLayer`;
 }
 
 function drawHead() {

@@ -1,7 +1,7 @@
 # Every step CI runs is here; `make check` is what .ci/run calls.
 CARGO ?= cargo
 
-.PHONY: build demo test lint check bench clean
+.PHONY: build demo test lint check bench screenshot clean
 
 build:
 	$(CARGO) build --release --workspace
@@ -23,6 +23,10 @@ check: lint test
 
 bench: build
 	$(CARGO) run --release -p flowlayer-bench -- $(BENCH_ARGS)
+
+# Retakes spec/web.png: the web cockpit on the demo stack, in headless Chromium.
+screenshot:
+	$(CARGO) test --test main screenshot_of_the_demo_stack -- --ignored
 
 clean:
 	$(CARGO) clean

@@ -289,6 +289,10 @@ fn screenshot_of_the_demo_stack() {
         b.key("ArrowDown");
         b.wait_js("document.getElementById('sel-name').textContent === 'clock'", T, "clock");
         b.screenshot(&dir.join("light-clock.png"));
+        b.key("t");
+        std::thread::sleep(Duration::from_millis(500));
+        b.screenshot(&dir.join("timeline.png"));
+        b.key("l");
         b.dark(true);
         b.screenshot(&dir.join("dark.png"));
         b.viewport(420, 800);

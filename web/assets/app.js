@@ -133,7 +133,7 @@ function onReady(hello, snapshot) {
   S.caps = new Set(hello.capabilities || []);
   S.lastLive = null;
   $("token-dialog").open && $("token-dialog").close();
-  applySnapshot(snapshot.services || []);
+  const lost = applySnapshot(snapshot.services || [], restarted);
   document.body.classList.toggle("stats", S.caps.has("watch_stats") || S.caps.has("get_stats"));
   $("tab-btn-timeline").hidden = !S.caps.has("get_timeline");
   $("tab-btn-incidents").hidden = !S.caps.has("get_incidents");
@@ -146,7 +146,7 @@ function onReady(hello, snapshot) {
     performance.mark("fl:services");
   }
   if (restarted) outcome("the server restarted: state reloaded, logs resumed", "info");
-  if (S.viewLoaded && view.lastSeq() !== null) resumeView();
+  if (S.viewLoaded && !lost && view.lastSeq() !== null) resumeView();
   else loadView();
   watchStats();
   if (S.caps.has("get_stats")) call("get_stats").then(applyStats, () => {});
@@ -162,22 +162,29 @@ function onReady(hello, snapshot) {
   refreshTimeline(0);
 }
 
-function applySnapshot(services) {
+/** Takes a snapshot's services; true when the selected one is gone (a new config). */
+function applySnapshot(services, restarted) {
   const names = services.map((s) => s.name);
   const fresh = names.join("\n") !== S.names.join("\n");
   const old = S.services;
   S.services = new Map();
   for (const s of services) {
-    const prev = old.get(s.name);
-    S.services.set(s.name, { ...s, stats: prev?.stats ?? null, restart_at: restartAt(s) });
+    // Figures of a previous server run say nothing about this one.
+    const stats = restarted ? null : old.get(s.name)?.stats ?? null;
+    S.services.set(s.name, { ...s, stats, restart_at: restartAt(s) });
   }
+  let lost = false;
   if (fresh) {
     S.names = names;
     list.setNames(names);
-    if (S.selected !== null && !S.services.has(S.selected)) S.selected = null;
+    if (S.selected !== null && !S.services.has(S.selected)) {
+      S.selected = null;
+      lost = true;
+    }
     list.select(S.selected);
   }
   drawServices();
+  return lost;
 }
 
 function restartAt(s) {

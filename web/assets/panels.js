@@ -59,7 +59,7 @@ export class ServiceList {
     set(el.parts.st, pendingText(svc));
     set(el.parts.rs, svc.restarts ? `↻${svc.restarts}` : "");
     const stats = svc.stats;
-    set(el.parts.cpu, stats && isUp(svc.status) ? cpu(stats.cpu) : "");
+    set(el.parts.cpu, stats && isUp(svc.status) ? `${cpu(stats.cpu)} CPU` : "");
     set(el.parts.mem, stats && isUp(svc.status) && stats.rss_bytes ? bytes(stats.rss_bytes) : "");
     set(el.parts.inc, openIncidents ? "!" : "");
     el.classList.toggle("incident", openIncidents > 0);

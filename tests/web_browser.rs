@@ -51,6 +51,14 @@ fn the_page_shows_every_service_with_the_token_from_the_fragment() {
     assert!(b.errors.is_empty(), "page errors: {:?}", b.errors);
 }
 
+/// Writes a screenshot to `$FL_SHOTS/<name>.png` when `FL_SHOTS` names a
+/// directory: a look at the page at that point of a test.
+fn shot(b: &mut Browser, name: &str) {
+    if let Some(dir) = std::env::var_os("FL_SHOTS") {
+        b.screenshot(&std::path::Path::new(&dir).join(format!("{name}.png")));
+    }
+}
+
 /// A browser with the page loaded on `s` and every service listed.
 fn open(s: &Server) -> Browser {
     let mut b = Browser::launch();
@@ -266,6 +274,41 @@ fn the_page_reconnects_after_a_server_restart_and_fills_the_gap() {
     );
     b.wait_js(&format!("{} === 'ready'", status_js("api")), T, "api ready after the restart");
     drop(s);
+}
+
+#[test]
+fn lines_the_live_stream_skipped_during_a_flood_load_when_in_sight() {
+    let vars = [("LINES", "60000".to_string())];
+    let mut s =
+        Server::start_with("tests/flood_gated.jsonc", Opts { vars: &vars, ..Opts::default() });
+    s.wait_stdout("boot: session API", T);
+    let mut b = open(&s);
+    std::fs::write(s.dir.join("go"), "go").unwrap();
+    // Following the tail, the page gets to the flood's last line.
+    b.wait_js(
+        "[...document.querySelectorAll('#logs .row .m')].some(e => e.textContent.startsWith('FLOOD1:0059999:'))",
+        T,
+        "the flood's last line",
+    );
+    shot(&mut b, "flood-tail");
+    // The live stream skipped most of the flood: gaps in the view.
+    let held = b.eval("document.getElementById('log-count').textContent");
+    assert_ne!(held, "60,003 lines", "the stream skipped nothing: no gap to load");
+    // A filter keeps the gaps in sight, so they load, until a line from the
+    // middle of the flood is there.
+    b.eval("const f = document.getElementById('filter'); f.value = 'FLOOD1:0030000:'; f.dispatchEvent(new Event('input'))");
+    b.wait_js(
+        &format!("{ROWS_JS}.some(t => t.startsWith('FLOOD1:0030000:'))"),
+        Duration::from_secs(25),
+        "a line of the middle of the flood",
+    );
+    shot(&mut b, "flood-filtered");
+    b.key("Escape");
+    b.eval("document.getElementById('logs').focus()");
+    b.key("PageUp");
+    b.key("PageUp");
+    shot(&mut b, "flood-up");
+    assert!(b.errors.is_empty(), "page errors: {:?}", b.errors);
 }
 
 /// The screenshot in spec/ (`make screenshot`): the page on the demo stack,

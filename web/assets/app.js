@@ -382,7 +382,7 @@ function outcome(text, kind) {
 function drawService(svc) {
   list.update(svc, openIncidents(svc.name));
   drawSummary();
-  if (svc.name === S.selected) drawHead();
+  if (svc.name === S.selected || S.selected === null) drawHead();
   tickRestarts();
 }
 

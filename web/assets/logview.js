@@ -103,8 +103,8 @@ export class LogView {
 
   /** After a reconnect: the lines of the view newer than the ones it holds. */
   resume(entries, truncated) {
-    if (truncated && entries.length) this.queue.unshift({ gap: true, after: this.lastSeq(), before: entries[0].seq });
-    this.queue.unshift(...entries);
+    const missed = truncated && entries.length ? [{ gap: true, after: this.lastSeq(), before: entries[0].seq }] : [];
+    this.queue.unshift(...missed, ...entries);
     this.holding = false;
     this.schedule();
   }
@@ -361,7 +361,9 @@ export class LogView {
 
   gapText(g) {
     if (g.after === null) return g.loading ? "loading older lines…" : "older lines: scroll up to load";
-    const span = this.showService ? "" : `${count(g.before - g.after - 1)} `;
+    // On all logs every seq is a line of the view; in one service's view the
+    // gap's seqs are shared with the other services.
+    const span = this.showService ? `${count(g.before - g.after - 1)} ` : "";
     return g.loading ? `loading ${span}lines…` : `⋯ ${span}lines skipped by the live stream: they load when in sight`;
   }
 

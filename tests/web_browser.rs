@@ -36,13 +36,13 @@ fn the_page_shows_every_service_with_the_token_from_the_fragment() {
     let mut b = Browser::launch();
     b.navigate(&page_url(&s, &s.token));
     let names = b.wait_js(
-        "(() => { const r = [...document.querySelectorAll('.svc[data-service]')].map(e => e.dataset.service).filter(Boolean); return r.length === 7 && r; })()",
+        "(() => { const r = [...document.querySelectorAll('.svc[data-service]')].map(e => e.dataset.service).filter(Boolean); return r.length === 8 && r; })()",
         T,
-        "seven services listed",
+        "eight services listed",
     );
     assert_eq!(
         names,
-        serde_json::json!(["api", "clock", "db", "jobs", "migrate", "web", "worker"])
+        serde_json::json!(["api", "clock", "db", "flaky", "jobs", "migrate", "web", "worker"])
     );
     b.wait_js(&format!("{} === 'ready'", status_js("api")), T, "api ready");
     assert_eq!(b.eval("location.hash"), "", "the token left the address bar");
@@ -311,9 +311,85 @@ fn lines_the_live_stream_skipped_during_a_flood_load_when_in_sight() {
     assert!(b.errors.is_empty(), "page errors: {:?}", b.errors);
 }
 
+#[test]
+fn cpu_memory_and_restarts_show_while_the_server_samples() {
+    let s = stack(2000);
+    let mut b = open(&s);
+    // watch_stats: figures on every running service's row.
+    b.wait_js(
+        "(() => { const r = document.querySelector('.svc[data-service=\"api\"]'); return /CPU$/.test(r.querySelector('.cpu').textContent) && /B$/.test(r.querySelector('.mem').textContent); })()",
+        T,
+        "api's CPU and memory",
+    );
+    pick(&mut b, "api");
+    b.wait_js(
+        "/ CPU · [0-9.]+ [KMG]B/.test(document.getElementById('sel-meta').textContent)",
+        T,
+        "the header's figures",
+    );
+    // A stopped service shows none.
+    let mem = b.eval("document.querySelector('.svc[data-service=\"migrate\"] .mem').textContent");
+    assert_eq!(mem, "");
+    assert!(b.errors.is_empty(), "page errors: {:?}", b.errors);
+}
+
+#[test]
+fn a_pending_restart_counts_down_and_the_restarts_add_up() {
+    let vars = [
+        ("CODE", "1".to_string()),
+        ("POLICY", "on-failure".to_string()),
+        ("BACKOFF", "1500".to_string()),
+        ("MAX", "5".to_string()),
+    ];
+    let mut s = Server::start_with("tests/restart.jsonc", Opts { vars: &vars, ..Opts::default() });
+    s.wait_stdout("boot: session API", T);
+    let mut b = open(&s);
+    std::fs::write(s.dir.join("go"), "go").unwrap();
+    b.wait_js(
+        "/^failed · restart in /.test(document.querySelector('.svc[data-service=\"crashy\"] .st').textContent)",
+        T,
+        "the pending restart",
+    );
+    b.wait_js(
+        "document.querySelector('.svc[data-service=\"crashy\"] .rs').textContent === '↻1'",
+        T,
+        "one restart counted",
+    );
+    // Its timeline says why.
+    pick(&mut b, "crashy");
+    b.wait_js("/exited with code 1/.test(document.getElementById('why').textContent)", T, "why");
+    b.key("t");
+    b.wait_js(
+        "[...document.querySelectorAll('#timeline .tl')].some(e => e.classList.contains('restart_scheduled'))",
+        T,
+        "a restart_scheduled entry",
+    );
+    assert!(b.errors.is_empty(), "page errors: {:?}", b.errors);
+}
+
+#[test]
+fn the_why_line_says_what_a_service_waits_for() {
+    let vars = [("P1", free_port().to_string())];
+    let mut s = Server::start_with("tests/waiting.jsonc", Opts { vars: &vars, ..Opts::default() });
+    s.wait_stdout("boot: session API", T);
+    let mut b = open(&s);
+    pick(&mut b, "api");
+    b.wait_js("/waiting for db/.test(document.getElementById('why').textContent)", T, "why");
+    assert_eq!(b.eval("document.getElementById('why').hidden"), false);
+    b.eval("document.getElementById('tab-btn-timeline').click()");
+    b.wait_js(
+        "[...document.querySelectorAll('#timeline .tl .kind')].some(e => e.textContent === 'waiting')",
+        T,
+        "the waiting entry",
+    );
+    assert!(b.errors.is_empty(), "page errors: {:?}", b.errors);
+}
+
 /// The screenshot in spec/ (`make screenshot`): the page on the demo stack,
-/// light, 1280x760, the all-logs view after a restart of `api`. Also writes
-/// dark and narrow variants next to it when `FL_SHOTS` names a directory.
+/// light, 1280x760, all logs, once `flaky` has crashed and come back and
+/// `worker` has been restarted from the page. With `FL_SHOTS` naming a
+/// directory it also writes a service's view, its timeline, dark and narrow
+/// variants there.
 #[test]
 #[ignore = "writes spec/web.png: run with `make screenshot`"]
 fn screenshot_of_the_demo_stack() {
@@ -323,23 +399,38 @@ fn screenshot_of_the_demo_stack() {
     b.dark(false);
     b.navigate(&page_url(&s, &s.token));
     b.wait_js(&format!("{} === 'ready'", status_js("web")), T, "web ready");
-    b.wait_js("document.querySelectorAll('#logs .row:not([hidden])').length > 20", T, "log lines");
-    let shots = std::env::var_os("FL_SHOTS").map(std::path::PathBuf::from);
+    b.wait_js(
+        "document.querySelector('.svc[data-service=\"flaky\"] .rs').textContent === '↻1'",
+        Duration::from_secs(25),
+        "flaky restarted once",
+    );
+    pick(&mut b, "worker");
+    b.eval("document.getElementById('act-restart').click()");
+    b.wait_js(
+        "document.getElementById('outcome').textContent === 'restart worker: running'",
+        T,
+        "the restart's outcome",
+    );
+    b.eval("document.querySelector('.svc[data-service=\"\"]').click()");
+    b.wait_js("document.querySelectorAll('#logs .row:not([hidden])').length > 25", T, "log lines");
+    b.eval("document.getElementById('services').focus()");
+    std::thread::sleep(Duration::from_millis(1200));
     let spec = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("spec/web.png");
     b.screenshot(&spec);
-    if let Some(dir) = shots {
-        b.key("ArrowDown");
-        b.key("ArrowDown");
-        b.wait_js("document.getElementById('sel-name').textContent === 'clock'", T, "clock");
-        b.screenshot(&dir.join("light-clock.png"));
+    if std::env::var_os("FL_SHOTS").is_some() {
+        pick(&mut b, "flaky");
+        shot(&mut b, "light-flaky");
         b.key("t");
         std::thread::sleep(Duration::from_millis(500));
-        b.screenshot(&dir.join("timeline.png"));
+        shot(&mut b, "timeline");
         b.key("l");
         b.dark(true);
-        b.screenshot(&dir.join("dark.png"));
+        shot(&mut b, "dark");
         b.viewport(420, 800);
-        b.screenshot(&dir.join("narrow.png"));
+        shot(&mut b, "narrow");
+        b.eval("document.getElementById('info-btn').click()");
+        b.viewport(1280, 760);
+        shot(&mut b, "info");
     }
     assert!(b.errors.is_empty(), "page errors: {:?}", b.errors);
 }

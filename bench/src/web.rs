@@ -37,6 +37,8 @@ fn demo(env: &Env) -> Value {
                    "port": p1, "ready": {"type": "tcp"}},
             "clock": {"cmd": [h, "ticker", "--every-ms", "2000", "--label", "clock"],
                       "ready": {"type": "none"}},
+            "flaky": {"cmd": [h, "exit", "--code", "1", "--lines", "2", "--after-ms", "8000"],
+                      "restart": {"policy": "on-failure", "backoffMs": 1000, "resetAfterMs": 5000}},
             "migrate": {"cmd": [h, "exit", "--code", "0", "--lines", "3", "--after-ms", "300"],
                         "kind": "oneshot", "dependsOn": ["db"]},
             "api": {"cmd": [h, "http", "--port", p2.to_string(), "--healthy-after-ms", "700"],
@@ -125,7 +127,7 @@ fn page_load(env: &Env) -> Vec<Row> {
             "every service shown",
         );
         let n = b.eval("document.querySelectorAll('.svc[data-status]').length");
-        assert_eq!(n, 7, "seven services shown");
+        assert_eq!(n, 8, "eight services shown");
         shown.push(t.as_f64().unwrap_or(f64::NAN));
     }
     drop(b);

@@ -78,6 +78,14 @@ fn pick(b: &mut Browser, service: &str) {
     );
 }
 
+/// Types `text` into the filter, as a person would (one input event).
+fn set_filter(b: &mut Browser, text: &str) {
+    b.eval(&format!(
+        "(() => {{ const f = document.getElementById('filter'); f.value = {}; f.dispatchEvent(new Event('input')); }})()",
+        serde_json::json!(text)
+    ));
+}
+
 /// The texts of the log rows in the DOM, top to bottom.
 const ROWS_JS: &str =
     "[...document.querySelectorAll('#logs .row:not([hidden]) .m')].map(e => e.textContent)";
@@ -175,7 +183,7 @@ fn scrolling_up_pages_back_through_the_whole_history() {
     assert_eq!(b.eval("document.getElementById('follow').textContent"), "following");
     // The filter: `/` focuses it; a regular expression keeps two lines.
     b.key("/");
-    b.eval("const f = document.getElementById('filter'); f.value = '/^line 4(99|00)0$/'; f.dispatchEvent(new Event('input'))");
+    set_filter(&mut b, "/^line 4(99|00)0$/");
     b.wait_js(
         &format!("JSON.stringify({ROWS_JS}) === JSON.stringify(['line 4000', 'line 4990'])"),
         T,
@@ -266,7 +274,7 @@ fn the_page_reconnects_after_a_server_restart_and_fills_the_gap() {
     );
     // Both runs' first lines are in the view, once each: the second run's
     // early lines came with after_seq, the live ones followed.
-    b.eval("const f = document.getElementById('filter'); f.value = '/^clock [12]$/'; f.dispatchEvent(new Event('input'))");
+    set_filter(&mut b, "/^clock [12]$/");
     b.wait_js(
         &format!("JSON.stringify({ROWS_JS}) === JSON.stringify(['clock 1', 'clock 2', 'clock 1', 'clock 2'])"),
         T,
@@ -296,7 +304,7 @@ fn lines_the_live_stream_skipped_during_a_flood_load_when_in_sight() {
     assert_ne!(held, "60,003 lines", "the stream skipped nothing: no gap to load");
     // A filter keeps the gaps in sight, so they load, until a line from the
     // middle of the flood is there.
-    b.eval("const f = document.getElementById('filter'); f.value = 'FLOOD1:0030000:'; f.dispatchEvent(new Event('input'))");
+    set_filter(&mut b, "FLOOD1:0030000:");
     b.wait_js(
         &format!("{ROWS_JS}.some(t => t.startsWith('FLOOD1:0030000:'))"),
         Duration::from_secs(25),

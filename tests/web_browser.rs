@@ -397,6 +397,32 @@ fn the_why_line_says_what_a_service_waits_for() {
     assert!(b.errors.is_empty(), "page errors: {:?}", b.errors);
 }
 
+#[test]
+fn the_page_fits_a_narrow_window_and_follows_the_colour_scheme() {
+    let s = stack(2000);
+    let mut b = open(&s);
+    let bg = "getComputedStyle(document.body).backgroundColor";
+    b.dark(false);
+    let light = b.eval(bg);
+    b.dark(true);
+    let dark = b.eval(bg);
+    assert_ne!(light, dark, "prefers-color-scheme switches the colours");
+    // A phone-sized window: the services go above the logs, nothing sticks out.
+    b.viewport(380, 700);
+    b.wait_js(
+        "(() => { const s = document.getElementById('services').getBoundingClientRect(); const l = document.getElementById('logs').getBoundingClientRect(); return s.bottom <= l.top + 1 && s.width > 300; })()",
+        T,
+        "services above the logs",
+    );
+    assert_eq!(b.eval("document.documentElement.scrollWidth <= window.innerWidth"), true);
+    assert_eq!(
+        b.eval("document.getElementById('logs').getBoundingClientRect().height > 150"),
+        true,
+        "the logs keep room"
+    );
+    assert!(b.errors.is_empty(), "page errors: {:?}", b.errors);
+}
+
 /// The screenshot in spec/ (`make screenshot`): the page on the demo stack,
 /// light, 1280x760, all logs, once `flaky` has crashed and come back and
 /// `worker` has been restarted from the page. With `FL_SHOTS` naming a

@@ -140,6 +140,7 @@ fn flood(env: &Env) -> Vec<Row> {
     let mut last_line = Vec::new();
     let mut heap = Vec::new();
     let mut write = Vec::new();
+    let mut browser_cpu = Vec::new();
     for _ in 0..if env.quick { 1 } else { 3 } {
         let dir = work_dir("web-flood");
         let cfg = json!({
@@ -156,6 +157,7 @@ fn flood(env: &Env) -> Vec<Row> {
         b.viewport(1280, 800);
         open(&mut b, &s);
         record_frames(&mut b);
+        let cpu_before = b.cpu_seconds();
         std::fs::write(dir.join("go"), "go").expect("go");
         assert!(wait(T, || dir.join("timing").exists()), "the flood did not finish");
         let done = Instant::now();
@@ -166,6 +168,7 @@ fn flood(env: &Env) -> Vec<Row> {
             "the flood's last line on the page",
         );
         last_line.push(done.elapsed().as_secs_f64() * 1000.0);
+        browser_cpu.push((b.cpu_seconds() - cpu_before) * 1000.0);
         let timing = std::fs::read_to_string(dir.join("timing")).unwrap_or_default();
         let t: Vec<f64> = timing.split_whitespace().filter_map(|v| v.parse().ok()).collect();
         write.push(t.get(1).zip(t.first()).map_or(f64::NAN, |(e, s)| (e - s) / 1e9));
@@ -177,6 +180,7 @@ fn flood(env: &Env) -> Vec<Row> {
     let mut rows = vec![row("W1 flood: child write time with the page open", write, "s")];
     rows.extend(frame_rows("W1 flood, page following all logs", &runs));
     rows.push(row("W1 flood: flood over → its last line on the page", last_line, "ms"));
+    rows.push(row("W1 flood: Chromium's CPU, go → last line on the page", browser_cpu, "ms"));
     rows.push(row("W1 flood: page's JS heap after", heap, "MB"));
     rows
 }

@@ -195,6 +195,26 @@ impl Browser {
         }
     }
 
+    /// CPU time used so far by every process of this Chromium (its process
+    /// group: browser, renderer, GPU and utility processes), in seconds.
+    pub fn cpu_seconds(&self) -> f64 {
+        let group = self.child.id().to_string();
+        // USER_HZ: 100 on every Linux this runs on.
+        let tick = 100.0;
+        let mut ticks = 0u64;
+        for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+            // Fields after the command's closing parenthesis: state, ppid,
+            // pgrp, ...; utime and stime are the 12th and 13th of them.
+            let f: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+            if f.get(2) == Some(&group.as_str()) {
+                ticks += f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+                ticks += f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+            }
+        }
+        ticks as f64 / tick
+    }
+
     /// The end of Chromium's own log, for failure messages.
     pub fn log(&self) -> String {
         let text = std::fs::read_to_string(self.profile.join("chromium.log")).unwrap_or_default();

@@ -63,7 +63,10 @@ const view = new LogView($("logs"), {
 wire();
 const first = takeToken();
 if (first) connect(first);
-else askToken("");
+else {
+  onState("no_token");
+  askToken("");
+}
 
 /** The token from `#token=…` (then taken out of the address bar) or this tab's storage. */
 function takeToken() {
@@ -105,11 +108,13 @@ function onState(state, detail = {}) {
     connected: "connected",
     retrying: `${detail.why || "disconnected"}: retrying in ${duration(detail.inMs)}`,
     invalid_token: "invalid token",
+    no_token: "token required",
     unusable_token: "token not usable from a browser",
     too_many_attempts: `too many failed attempts: retrying in ${duration(detail.inMs)}`,
   }[state];
   conn.querySelector(".label").textContent = label;
   document.body.classList.toggle("offline", state !== "connected");
+  drawSummary();
   if (state === "invalid_token") {
     sessionStorage.removeItem(TOKEN_KEY);
     S.link.stop();
@@ -433,7 +438,10 @@ function drawSummary() {
   list.summary(text);
   $("summary").textContent = text;
   $("summary").dataset.failed = n.failed ? "yes" : "no";
-  document.title = `${n.failed ? `✕ ${n.failed} failed · ` : ""}${n.up}/${S.services.size} up · FlowLayer`;
+  const offline = S.state === "connected" ? "" : " · offline";
+  document.title = S.services.size
+    ? `${n.failed ? `✕ ${n.failed} failed · ` : ""}${n.up}/${S.services.size} up${offline} · FlowLayer`
+    : "FlowLayer";
 }
 
 function drawHead() {
@@ -609,7 +617,7 @@ function wire() {
     $("info-dialog").close();
     if (S.link) S.link.stop();
     S.link = null;
-    onState("connecting");
+    onState("no_token");
     askToken("");
   };
   $("info-close").onclick = () => $("info-dialog").close();

@@ -302,18 +302,30 @@ export class LogView {
     const seenLast = Math.min(n, Math.ceil((top + height) / this.rowH));
     const first = Math.max(0, seenFirst - OVERSCAN);
     const last = Math.min(n, seenLast + OVERSCAN);
-    while (this.pool.length < last - first) this.pool.push(this.makeRow());
-    this.rowsEl.style.transform = `translateY(${first * this.rowH}px)`;
-    for (let i = 0; i < this.pool.length; i++) {
-      const el = this.pool[i];
-      const it = i < last - first ? this.rows[first + i] : null;
-      if (!it) {
-        if (!el.hidden) el.hidden = true;
-        el._item = null;
-        continue;
+    const want = Math.ceil(height / this.rowH) + 2 * OVERSCAN + 2;
+    if (this.pool.length < want) {
+      while (this.pool.length < want) this.pool.push(this.makeRow());
+      for (const el of this.pool) el._index = -1;
+    }
+    // Row i always goes to element i mod the pool's size: as the view
+    // scrolls (or a flood moves the tail), only the rows that come into the
+    // window are written; the others keep their text and place.
+    const size = this.pool.length;
+    for (let i = first; i < last; i++) {
+      const el = this.pool[i % size];
+      if (el._index !== i) {
+        el._index = i;
+        el.style.transform = `translateY(${i * this.rowH}px)`;
       }
-      el.hidden = false;
-      this.paint(el, it);
+      if (el.hidden) el.hidden = false;
+      this.paint(el, this.rows[i]);
+    }
+    for (const el of this.pool) {
+      if (el._index < first || el._index >= last) {
+        if (!el.hidden) el.hidden = true;
+        el._index = -1;
+        el._item = null;
+      }
     }
     let gap = null;
     for (let i = seenFirst; i < seenLast && !gap; i++) if (isGap(this.rows[i])) gap = this.rows[i];
@@ -324,6 +336,7 @@ export class LogView {
   makeRow() {
     const el = document.createElement("div");
     el.className = "row";
+    el._index = -1;
     el.t = el.appendChild(document.createElement("span"));
     el.t.className = "t";
     el.s = el.appendChild(document.createElement("span"));

@@ -67,9 +67,11 @@ fn open(b: &mut Browser, s: &Server) {
 
 /// Starts recording frame times in the page.
 fn record_frames(b: &mut Browser) {
+    // A new recording ends the previous loop (its generation is past), so
+    // two loops never stamp the same frame.
     b.eval(
-        "window.__frames = []; window.__stop = false; \
-         (function tick(t) { window.__frames.push(t); if (!window.__stop) requestAnimationFrame(tick); })(performance.now())",
+        "(() => { window.__frames = []; window.__stop = false; const g = window.__gen = (window.__gen || 0) + 1; \
+         (function tick(t) { if (window.__stop || g !== window.__gen) return; window.__frames.push(t); requestAnimationFrame(tick); })(performance.now()); })()",
     );
 }
 

@@ -24,7 +24,8 @@ check: lint test
 bench: build
 	$(CARGO) run --release -p flowlayer-bench -- $(BENCH_ARGS)
 
-# Retakes spec/web.png: the web cockpit on the demo stack, in headless Chromium.
+# Retakes spec/web.png and spec/web-incident.png: the web cockpit on the demo
+# stack, in headless Chromium.
 screenshot:
 	$(CARGO) test --test main screenshot_of_the_demo_stack -- --ignored
 

@@ -8,13 +8,20 @@ use std::time::Duration;
 
 const T: Duration = Duration::from_secs(15);
 
-/// The demo-like stack, started; `tick`: the clock's period in ms.
+/// The demo-like stack, started; `tick`: the clock's period in ms. Its
+/// mailer stays calm (its runaway loop would take a core from the test).
 fn stack(tick: u64) -> Server {
+    stack_with(tick, 3_600_000)
+}
+
+/// The demo-like stack; the mailer turns runaway after `mailer_ms`.
+fn stack_with(tick: u64, mailer_ms: u64) -> Server {
     let vars = [
         ("P1", free_port().to_string()),
         ("P2", free_port().to_string()),
         ("P3", free_port().to_string()),
         ("TICK", tick.to_string()),
+        ("MAILER", mailer_ms.to_string()),
     ];
     let mut s = Server::start_with("tests/web.jsonc", Opts { vars: &vars, ..Opts::default() });
     s.wait_started();
@@ -36,13 +43,15 @@ fn the_page_shows_every_service_with_the_token_from_the_fragment() {
     let mut b = Browser::launch();
     b.navigate(&page_url(&s, &s.token));
     let names = b.wait_js(
-        "(() => { const r = [...document.querySelectorAll('.svc[data-service]')].map(e => e.dataset.service).filter(Boolean); return r.length === 8 && r; })()",
+        "(() => { const r = [...document.querySelectorAll('.svc[data-service]')].map(e => e.dataset.service).filter(Boolean); return r.length === 9 && r; })()",
         T,
-        "eight services listed",
+        "nine services listed",
     );
     assert_eq!(
         names,
-        serde_json::json!(["api", "clock", "db", "flaky", "jobs", "migrate", "web", "worker"])
+        serde_json::json!([
+            "api", "clock", "db", "flaky", "jobs", "mailer", "migrate", "web", "worker"
+        ])
     );
     b.wait_js(&format!("{} === 'ready'", status_js("api")), T, "api ready");
     assert_eq!(b.eval("location.hash"), "", "the token left the address bar");
@@ -251,12 +260,13 @@ fn the_page_reconnects_after_a_server_restart_and_fills_the_gap() {
         ("P2", free_port().to_string()),
         ("P3", free_port().to_string()),
         ("TICK", "100".to_string()),
+        ("MAILER", "3600000".to_string()),
     ];
     let opts = |dir: &std::path::Path| Opts {
         vars: &vars,
         session: false,
-        extra: &[],
         dir: Some(dir.to_path_buf()),
+        ..Opts::default()
     };
     let args = ["-s", &port, "-token", "test-token"];
     let mut s = Server::start_with("tests/web.jsonc", Opts { extra: &args, ..opts(&dir) });
@@ -423,15 +433,13 @@ fn the_page_fits_a_narrow_window_and_follows_the_colour_scheme() {
     assert!(b.errors.is_empty(), "page errors: {:?}", b.errors);
 }
 
-/// Needs the guard wired into the server (issue 13: `get_incidents` and the
-/// `incident` event). Until it is on main this test is ignored; run it with
-/// `cargo test --test main an_incident -- --ignored`.
 #[test]
-#[ignore = "needs the guard's incidents on the server (issue 13)"]
 fn an_incident_opens_with_its_evidence() {
     let mut s = Server::start("tests/web_guard.jsonc");
-    s.wait_started();
+    s.wait_stdout("boot: session API", T);
     let mut b = open(&s);
+    std::fs::write(s.dir.join("go"), "go").unwrap();
+    // Live: the event marks the service and says so in the footer.
     b.wait_js(
         "document.querySelector('.svc[data-service=\"loop\"] .inc').textContent === '!'",
         T,
@@ -444,18 +452,18 @@ fn an_incident_opens_with_its_evidence() {
     );
     assert_eq!(b.eval("document.getElementById('tab-btn-incidents').hidden"), false);
     assert_eq!(b.eval("document.getElementById('inc-count').textContent"), "1");
+    // A page opened later gets it with get_incidents.
+    b.navigate("about:blank");
+    b.navigate(&page_url(&s, &s.token));
+    b.wait_js("document.getElementById('conn').dataset.state === 'connected'", T, "connected");
     pick(&mut b, "loop");
-    b.wait_js(
-        "/1 open incident/.test(document.getElementById('sel-meta').textContent)",
-        T,
-        "the header counts it",
-    );
     b.key("!");
     let card = b.wait_js(
         "(() => { const c = document.querySelector('#incidents .incident-card'); return c && c.textContent; })()",
         T,
         "the incident's card",
     );
+    shot(&mut b, "incidents");
     let card = card.as_str().unwrap_or("").to_string();
     assert!(card.contains("loop: repeat") && card.contains("alert"), "{card}");
     assert!(card.contains("repeated") && card.contains("line <"), "the template: {card}");
@@ -463,15 +471,16 @@ fn an_incident_opens_with_its_evidence() {
     assert!(b.errors.is_empty(), "page errors: {:?}", b.errors);
 }
 
-/// The screenshot in spec/ (`make screenshot`): the page on the demo stack,
-/// light, 1280x760, all logs, once `flaky` has crashed and come back and
-/// `worker` has been restarted from the page. With `FL_SHOTS` naming a
-/// directory it also writes a service's view, its timeline, dark and narrow
-/// variants there.
+/// The screenshots in spec/ (`make screenshot`): the page on the demo stack,
+/// light, 1280x760. `web.png`: all logs, once `flaky` has crashed and come
+/// back and `worker` has been restarted from the page. `web-incident.png`:
+/// the mailer's incident, once its runaway loop has begun. With `FL_SHOTS`
+/// naming a directory it also writes a service's view, its timeline, dark
+/// and narrow variants there.
 #[test]
 #[ignore = "writes spec/web.png: run with `make screenshot`"]
 fn screenshot_of_the_demo_stack() {
-    let s = stack(700);
+    let s = stack_with(700, 13_000);
     let mut b = Browser::launch();
     b.viewport(1280, 760);
     b.dark(false);
@@ -479,7 +488,7 @@ fn screenshot_of_the_demo_stack() {
     b.wait_js(&format!("{} === 'ready'", status_js("web")), T, "web ready");
     b.wait_js(
         "document.querySelector('.svc[data-service=\"flaky\"] .rs').textContent === '↻1'",
-        Duration::from_secs(25),
+        T,
         "flaky restarted once",
     );
     pick(&mut b, "worker");
@@ -492,10 +501,21 @@ fn screenshot_of_the_demo_stack() {
     b.eval("document.querySelector('.svc[data-service=\"\"]').click()");
     b.wait_js("document.querySelectorAll('#logs .row:not([hidden])').length > 25", T, "log lines");
     b.eval("document.getElementById('services').focus()");
+    std::thread::sleep(Duration::from_millis(300));
+    let spec = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("spec");
+    b.screenshot(&spec.join("web.png"));
+    b.wait_js(
+        "document.querySelector('.svc[data-service=\"mailer\"] .inc').textContent === '!'",
+        T,
+        "the mailer's incident",
+    );
+    pick(&mut b, "mailer");
+    b.key("!");
+    b.wait_js("document.querySelector('#incidents .incident-card.open')", T, "the card");
     std::thread::sleep(Duration::from_millis(1200));
-    let spec = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("spec/web.png");
-    b.screenshot(&spec);
+    b.screenshot(&spec.join("web-incident.png"));
     if std::env::var_os("FL_SHOTS").is_some() {
+        b.key("l");
         pick(&mut b, "flaky");
         shot(&mut b, "light-flaky");
         b.key("t");

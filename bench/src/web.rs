@@ -39,6 +39,11 @@ fn demo(env: &Env) -> Value {
                       "ready": {"type": "none"}},
             "flaky": {"cmd": [h, "exit", "--code", "1", "--lines", "2", "--after-ms", "8000"],
                       "restart": {"policy": "on-failure", "backoffMs": 1000, "resetAfterMs": 5000}},
+            "mailer": {"cmd": [h, "runaway", "--after-ms", "3600000"],
+                       "guard": {"sampleMs": 500, "cpu": {"above": 0.5, "forMs": 3000},
+                                 "repeat": {"lines": 100, "withinMs": 3000},
+                                 "runaway": {"action": "restart"},
+                                 "restartBudget": {"max": 2, "windowMs": 600000}}},
             "migrate": {"cmd": [h, "exit", "--code", "0", "--lines", "3", "--after-ms", "300"],
                         "kind": "oneshot", "dependsOn": ["db"]},
             "api": {"cmd": [h, "http", "--port", p2.to_string(), "--healthy-after-ms", "700"],
@@ -129,7 +134,7 @@ fn page_load(env: &Env) -> Vec<Row> {
             "every service shown",
         );
         let n = b.eval("document.querySelectorAll('.svc[data-status]').length");
-        assert_eq!(n, 8, "eight services shown");
+        assert_eq!(n, 9, "nine services shown");
         shown.push(t.as_f64().unwrap_or(f64::NAN));
     }
     drop(b);

@@ -60,6 +60,29 @@ fn demo(env: &Env) -> Value {
     })
 }
 
+/// A server stopped when dropped, also when a browser step panics: a
+/// workload that fails leaves no stack running.
+struct Stack(Option<Server>);
+
+impl std::ops::Deref for Stack {
+    type Target = Server;
+    fn deref(&self) -> &Server {
+        self.0.as_ref().expect("running until dropped")
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        if let Some(s) = self.0.take() {
+            s.stop();
+        }
+    }
+}
+
+fn start(env: &Env, dir: &Path, cfg: Value) -> Stack {
+    Stack(Some(Server::start(&env.server, dir, cfg)))
+}
+
 fn started(s: &Server) {
     assert!(wait(T, || s.stdout_has("STARTUP COMPLETE")), "the stack did not start");
 }
@@ -121,7 +144,7 @@ pub fn web(env: &Env) -> Vec<Row> {
 
 fn page_load(env: &Env) -> Vec<Row> {
     let dir = work_dir("web-load");
-    let s = Server::start(&env.server, &dir, demo(env));
+    let s = start(env, &dir, demo(env));
     started(&s);
     let mut b = Browser::launch();
     b.viewport(1280, 800);
@@ -138,7 +161,7 @@ fn page_load(env: &Env) -> Vec<Row> {
         shown.push(t.as_f64().unwrap_or(f64::NAN));
     }
     drop(b);
-    s.stop();
+    drop(s);
     vec![row("page load → every service shown (demo stack)", shown, "ms")]
 }
 
@@ -159,7 +182,7 @@ fn flood(env: &Env) -> Vec<Row> {
                            "kind": "oneshot", "dependsOn": ["gate"]}
             }
         });
-        let s = Server::start(&env.server, &dir, cfg);
+        let s = start(env, &dir, cfg);
         let mut b = Browser::launch();
         b.viewport(1280, 800);
         open(&mut b, &s);
@@ -182,7 +205,7 @@ fn flood(env: &Env) -> Vec<Row> {
         runs.push(frames(&mut b));
         heap.push(b.eval("performance.memory.usedJSHeapSize / 1e6").as_f64().unwrap_or(f64::NAN));
         drop(b);
-        s.stop();
+        drop(s);
     }
     let mut rows = vec![row("W1 flood: child write time with the page open", write, "s")];
     rows.extend(frame_rows("W1 flood, page following all logs", &runs));
@@ -200,7 +223,7 @@ fn history(env: &Env) -> Vec<Row> {
             "lines": {"cmd": [env.helper, "lines", "--count", HISTORY_LINES.to_string(), "--width", "60", "--stay"]}
         }
     });
-    let s = Server::start(&env.server, &dir, cfg);
+    let s = start(env, &dir, cfg);
     let last = format!("line {HISTORY_LINES}");
     let log = dir.join("logs/lines.jsonl");
     assert!(wait(T, || tail_has(&log, &last)), "the history was not written");
@@ -229,7 +252,7 @@ fn history(env: &Env) -> Vec<Row> {
         b.eval("document.getElementById('logs').scrollTop = 0");
     }
     drop(b);
-    s.stop();
+    drop(s);
     let mut rows =
         vec![row("page back from 500 to 100,000 lines held (Home, Home, …)", vec![paged], "ms")];
     rows.extend(frame_rows("100,000 lines held, scrolling 100 rows a frame", &runs));

@@ -41,13 +41,60 @@ pub struct ServiceState {
     /// **Extension** (health.md §1): while a restart is pending, when it comes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart_in_ms: Option<u64>,
+    /// **Extension** (spec/cli.md, `flowlayer wait`): the service's `kind`, so
+    /// a client can tell a oneshot that is done from a daemon that stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<ServiceKind>,
+    /// **Extension** (spec/cli.md, `flowlayer wait`): its readiness probe, so
+    /// a client knows whether `running` is as ready as it gets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<ProbeType>,
 }
 
 impl ServiceState {
     /// A V1 entry: no extension field.
     pub fn new(name: impl Into<String>, status: Status) -> ServiceState {
-        ServiceState { name: name.into(), status, restarts: None, restart_in_ms: None }
+        ServiceState {
+            name: name.into(),
+            status,
+            restarts: None,
+            restart_in_ms: None,
+            kind: None,
+            probe: None,
+        }
     }
+
+    /// Whether the service has reached what it starts towards: `ready` with
+    /// a probe, `running` without one, done (`stopped`) for a oneshot.
+    /// Without `kind` and `probe` (a server that does not send them),
+    /// `running` and `ready` count.
+    pub fn is_settled(&self) -> bool {
+        match (self.kind, self.probe) {
+            (Some(ServiceKind::Oneshot), _) => self.status == Status::Stopped,
+            (_, Some(ProbeType::Http | ProbeType::Tcp)) => self.status == Status::Ready,
+            _ => self.status.is_up(),
+        }
+    }
+}
+
+/// **Extension**: a service's `kind` (config: `services.<name>.kind`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServiceKind {
+    /// Runs until stopped; an exit is a failure.
+    Daemon,
+    /// Runs to completion; exit code 0 is success.
+    Oneshot,
+}
+
+/// **Extension**: a service's readiness probe (config: `services.<name>.ready.type`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProbeType {
+    Http,
+    Tcp,
+    /// No probe: the service is up once its process runs.
+    None,
 }
 
 /// The `snapshot` event, and the data of a `get_snapshot` result: every
@@ -354,5 +401,22 @@ mod tests {
         for k in TimelineKind::ALL {
             assert_eq!(serde_json::to_string(&k).unwrap(), format!("\"{}\"", k.as_str()));
         }
+    }
+
+    fn state(status: Status, kind: Option<ServiceKind>, probe: Option<ProbeType>) -> ServiceState {
+        ServiceState { kind, probe, ..ServiceState::new("s", status) }
+    }
+
+    #[test]
+    fn settled_means_ready_with_a_probe_running_without_and_done_for_a_oneshot() {
+        let (d, o) = (Some(ServiceKind::Daemon), Some(ServiceKind::Oneshot));
+        assert!(!state(Status::Running, d, Some(ProbeType::Http)).is_settled());
+        assert!(state(Status::Ready, d, Some(ProbeType::Tcp)).is_settled());
+        assert!(state(Status::Running, d, Some(ProbeType::None)).is_settled());
+        assert!(!state(Status::Stopped, d, Some(ProbeType::None)).is_settled());
+        assert!(!state(Status::Running, o, Some(ProbeType::None)).is_settled());
+        assert!(state(Status::Stopped, o, Some(ProbeType::None)).is_settled());
+        assert!(!state(Status::Failed, o, None).is_settled());
+        assert!(state(Status::Running, None, None).is_settled(), "a server without the fields");
     }
 }

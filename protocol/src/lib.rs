@@ -51,8 +51,8 @@ pub use command::{
 };
 pub use data::{
     AllResult, Empty, Evidence, GuardAction, GuardRule, Hello, Incident, Incidents, LogEntry,
-    LogsPage, ResultData, ServiceResult, ServiceState, ServiceStats, ServiceStatus, Snapshot,
-    Stats, Timeline, TimelineEntry, TimelineKind,
+    LogsPage, ProbeType, ResultData, ServiceKind, ServiceResult, ServiceState, ServiceStats,
+    ServiceStatus, Snapshot, Stats, Timeline, TimelineEntry, TimelineKind,
 };
 pub use message::{
     logs_result_head, logs_result_tail, read_log_event, Ack, ErrorBody, Event, ResultPayload,

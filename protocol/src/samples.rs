@@ -25,6 +25,7 @@ const SERVER: &[(&str, Option<DataAs>)] = &[
     ("hello", None),
     ("snapshot", None),
     ("snapshot_restarts", None),
+    ("snapshot_kinds", None),
     ("service_status", None),
     ("service_status_restart_pending", None),
     ("log", None),

@@ -15,8 +15,9 @@ use crate::logs::{Batch, Lines, LogStore, Page};
 use crate::plan::Plan;
 use crate::supervisor::GroupSignal;
 use flowlayer_protocol::{
-    AllResult, CommandName, Empty, ErrorBody, ErrorCode, IncidentQuery, ResultData, ResultPayload,
-    ServiceResult, ServiceState, Snapshot, Timeline as TimelineData, TimelineKind, TimelineQuery,
+    AllResult, CommandName, Empty, ErrorBody, ErrorCode, IncidentQuery, ProbeType, ResultData,
+    ResultPayload, ServiceKind, ServiceResult, ServiceState, Snapshot, Timeline as TimelineData,
+    TimelineKind, TimelineQuery,
 };
 use serde_json::json;
 use std::collections::BTreeSet;
@@ -445,9 +446,19 @@ impl Model {
             .enumerate()
             .map(|(i, (n, s))| {
                 let extra = self.extra(SvcId(i), now);
+                let c = &self.cfg.services[i];
                 ServiceState {
                     restarts: extra.restarts,
                     restart_in_ms: extra.restart_in_ms,
+                    kind: Some(match c.kind {
+                        Kind::Daemon => ServiceKind::Daemon,
+                        Kind::Oneshot => ServiceKind::Oneshot,
+                    }),
+                    probe: Some(match c.ready.as_ref().map(|r| &r.probe) {
+                        Some(Probe::Http { .. }) => ProbeType::Http,
+                        Some(Probe::Tcp { .. }) => ProbeType::Tcp,
+                        None => ProbeType::None,
+                    }),
                     ..ServiceState::new(n, s)
                 }
             })

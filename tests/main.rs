@@ -28,6 +28,8 @@ mod session_logs;
 mod session_ws;
 /// Stopping and shutdown: stopCmd, grace and SIGKILL, groups, track-only.
 mod shutdown;
+/// The `flowlayer` command against real stacks: status, logs, actions, wait.
+mod stacks;
 /// Session tokens: where they come from, which are refused, the Bearer scheme.
 mod token;
 /// The terminal client end to end, in tmux, against the real server.

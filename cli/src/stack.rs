@@ -32,9 +32,11 @@ pub fn select(args: &Args) -> Result<Stack, CliError> {
 }
 
 impl Stack {
+    /// Opens a session. A server that goes away during the handshake has
+    /// stopped (exit 1); one that is not there at all is no stack (exit 4).
     pub fn connect(&self) -> Result<Connection, CliError> {
         Connection::open(&self.target, CONNECT_TIMEOUT)
-            .map_err(|error| CliError::Client { stack: self.name.clone(), error })
+            .map_err(|error| CliError::from_client(&self.name, "connect", error))
     }
 
     /// Finds the stack again after it went away (a restart): where it can

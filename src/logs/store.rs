@@ -21,6 +21,9 @@ pub struct LogStore {
     evicted_max: Vec<u64>,
     capacity: usize,
     next_seq: u64,
+    /// This run's first seq: anything below it is from an earlier server run
+    /// and only on disk.
+    first_seq: u64,
     /// Lines evicted from memory over the run (they stay in the JSONL files).
     pub evicted: u64,
 }
@@ -148,6 +151,7 @@ impl LogStore {
             evicted_max: vec![0; services],
             capacity: capacity.max(1),
             next_seq: first_seq,
+            first_seq,
             evicted: 0,
         }
     }
@@ -223,8 +227,12 @@ impl LogStore {
             Some(s) => vec![s.0],
             None => (0..self.rings.len()).collect(),
         };
-        // Memory holds every entry above `floor` for these rings.
-        let floor = rings.iter().map(|r| self.evicted_max[*r]).max().unwrap_or(0);
+        // Memory holds every entry above `floor` for these rings. A client
+        // that resumes after a server restart gives an `after_seq` of an
+        // earlier run: those entries are on disk only (server.md section 6).
+        // Without `after_seq` a page stays within this run, as it always has.
+        let run_floor = if after > 0 { self.first_seq - 1 } else { 0 };
+        let floor = rings.iter().map(|r| self.evicted_max[*r]).max().unwrap_or(0).max(run_floor);
         let low = after.max(floor);
         // Per ring: how many entries with low < seq < before are left to merge,
         // where the newest of them is, and its seq.
@@ -408,5 +416,19 @@ mod tests {
         assert_eq!(p.from_disk, Some(DiskRange { after: 0, upto: 2, need: 5 }));
         // Fully inside memory: no disk.
         assert!(s.query(Some(SvcId(0)), 2, u64::MAX, 5, true).from_disk.is_none());
+    }
+
+    #[test]
+    fn a_resume_from_an_earlier_run_reads_that_run_from_disk() {
+        let mut s = LogStore::new(1, 10, 100);
+        s.push(SvcId(0), Status::Running, Stream::Stdout, 0, lines(0, 2)); // seq 100-101
+        let p = s.query(None, 40, u64::MAX, 50, true);
+        assert_eq!(seqs(&p), vec![100, 101]);
+        assert_eq!(p.from_disk, Some(DiskRange { after: 40, upto: 99, need: 48 }));
+        let p = s.query(None, 40, u64::MAX, 50, false);
+        assert!(p.truncated, "without logs.dir those lines are gone, and the page says so");
+        // No after_seq: this run only, as before; after_seq in this run: memory.
+        assert!(s.query(None, 0, u64::MAX, 50, true).from_disk.is_none());
+        assert!(s.query(None, 99, u64::MAX, 50, true).from_disk.is_none());
     }
 }

@@ -5,6 +5,7 @@
 #![allow(dead_code)] // each test module uses a different part of the harness
 
 pub mod cdp;
+pub mod cli;
 pub mod ws;
 
 use nix::sys::signal::{kill, killpg, Signal};
@@ -65,6 +66,12 @@ pub fn helper() -> PathBuf {
 pub fn tui() -> PathBuf {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
     PATH.get_or_init(|| sibling_binary("flowlayer-client-tui", "flowlayer-client-tui")).clone()
+}
+
+/// The `flowlayer` command, built once per test run.
+pub fn flowlayer() -> PathBuf {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| sibling_binary("flowlayer", "flowlayer")).clone()
 }
 
 pub fn free_port() -> u16 {
@@ -217,11 +224,13 @@ pub struct Opts<'a> {
     /// With `dir`: run the config already there instead of writing it again
     /// (a server that is starting may be reading it).
     pub keep_config: bool,
+    /// Listen on this port (a server that takes over from another).
+    pub port: Option<u16>,
 }
 
 impl Default for Opts<'_> {
     fn default() -> Self {
-        Opts { vars: &[], session: true, extra: &[], dir: None, keep_config: false }
+        Opts { vars: &[], session: true, extra: &[], dir: None, keep_config: false, port: None }
     }
 }
 
@@ -262,7 +271,7 @@ impl Server {
         } else {
             write_config(fixture, &dir, opts.vars)
         };
-        let port = free_port();
+        let port = opts.port.unwrap_or_else(free_port);
         let token = "test-token".to_string();
         let mut args = vec![config.display().to_string(), "--no-color".to_string()];
         if opts.session {

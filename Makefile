@@ -1,7 +1,11 @@
 # Every step CI runs is here; `make check` is what .ci/run calls.
 CARGO ?= cargo
 
-.PHONY: build demo test lint check bench screenshot clean
+.PHONY: build demo test lint check bench screenshot install clean
+
+# Where `make install` puts the binaries: $(PREFIX)/bin.
+PREFIX ?= /usr/local
+BINARIES = flowlayer-server flowlayer-client-tui flowlayer
 
 build:
 	$(CARGO) build --release --workspace
@@ -28,6 +32,11 @@ bench: build
 # stack, in headless Chromium.
 screenshot:
 	$(CARGO) test --test main screenshot_of_the_demo_stack -- --ignored
+
+# The server, the terminal client and the flowlayer command, into $(PREFIX)/bin.
+install: build
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(addprefix target/release/,$(BINARIES)) $(DESTDIR)$(PREFIX)/bin/
 
 clean:
 	$(CARGO) clean

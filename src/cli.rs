@@ -27,6 +27,8 @@ pub struct CliArgs {
     pub bind: Option<String>,
     pub token: Option<String>,
     pub no_color: bool,
+    /// `-d` / `--detach`: go to the background once bound (stacks.md section 2).
+    pub detach: bool,
     /// True when any argument at all was given (changes what "no config" means).
     pub any_args: bool,
 }
@@ -95,6 +97,7 @@ pub fn parse(args: Vec<OsString>) -> Result<CliArgs, CliError> {
         bind: None,
         token: None,
         no_color: false,
+        detach: false,
         any_args,
     };
     loop {
@@ -114,6 +117,7 @@ pub fn parse(args: Vec<OsString>) -> Result<CliArgs, CliError> {
                 set_once(&mut out.token, "-token", text_value(&mut parser, "-token")?)?
             }
             Long("no-color") => out.no_color = true,
+            Short('d') | Long("detach") => out.detach = true,
             Short('h') | Long("help") => out.action = Action::Help,
             Long("version") => {
                 if out.action != Action::Help {
@@ -187,7 +191,7 @@ pub fn help_text() -> String {
         r#"flowlayer-server {version}: run a local development stack from one config file.
 
 Usage:
-  flowlayer-server [-c <path>] [--config <path>] [<path>] [-s <bind>] [-token <value>] [--no-color]
+  flowlayer-server [-c <path>] [--config <path>] [<path>] [-s <bind>] [-token <value>] [--no-color] [-d]
   flowlayer-server -h | --help
   flowlayer-server --version
 
@@ -201,6 +205,8 @@ Flags:
                       session.token. Other users can read it in the process list (ps):
                       prefer FLOWLAYER_TOKEN or session.token
   --no-color          no ANSI colour (also when NO_COLOR is set, or stdout is not a terminal)
+  -d, --detach        check the config and bind, then run in the background; output goes
+                      to logs.dir/server.log (else <runtime dir>/<instance id>.log)
   -h, --help          this help
   --version           print the version
 
@@ -265,6 +271,13 @@ mod tests {
         assert!(matches!(p(&["-s"]), Err(CliError::MissingValue(_))));
         assert!(matches!(p(&["-s", "1", "-s", "2"]), Err(CliError::Repeated(_))));
         assert!(matches!(p(&["--no-color=1"]), Err(CliError::UnexpectedValue(_))));
+    }
+
+    #[test]
+    fn detach_is_a_flag_in_both_spellings() {
+        assert!(p(&["-d", "x.jsonc"]).unwrap().detach);
+        assert!(p(&["x.jsonc", "--detach"]).unwrap().detach);
+        assert!(!p(&["x.jsonc"]).unwrap().detach);
     }
 
     #[test]

@@ -249,6 +249,18 @@ const ON_STACK: &[Verb] = &[
     Verb::Incidents,
     Verb::Down,
 ];
+/// `--addr`, `--token`: a remote server can be asked and told, not stopped
+/// (`down` signals a local pid).
+const REMOTE: &[Verb] = &[
+    Verb::Status,
+    Verb::Logs,
+    Verb::Start,
+    Verb::Stop,
+    Verb::Restart,
+    Verb::Wait,
+    Verb::Why,
+    Verb::Incidents,
+];
 const WITH_JSON: &[Verb] = &[
     Verb::Ls,
     Verb::Status,
@@ -307,11 +319,11 @@ pub fn parse(args: Vec<OsString>) -> Result<Action, UsageError> {
                 set_once(&mut out.stack, &flag, text(&mut p, &flag)?)?;
             }
             Long("addr") => {
-                raw.seen.push((flag.clone(), ON_STACK));
+                raw.seen.push((flag.clone(), REMOTE));
                 set_once(&mut out.addr, &flag, text(&mut p, &flag)?)?;
             }
             Long("token") => {
-                raw.seen.push((flag.clone(), ON_STACK));
+                raw.seen.push((flag.clone(), REMOTE));
                 set_once(&mut out.token, &flag, text(&mut p, &flag)?)?;
             }
             Short('o') | Long("output") => {

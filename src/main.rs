@@ -279,13 +279,17 @@ fn start_session(
         token: token.clone(),
         allowed_origins: cfg.session.allowed_origins.clone(),
     };
-    let handle = session::start(bind, access, ctl.clone(), instance.id.clone())
-        .map_err(|e| Fatal::Bind(format!("session API: cannot listen on {bind}: {e}")))?;
-    instance.publish(session::dial_addr(&handle.addr), token.clone());
+    let listen = session::Listen { tcp: Some((bind, access)), socket: None };
+    let handle = session::start(listen, ctl.clone(), instance.id.as_str().into())
+        .map_err(|e| Fatal::Bind(e.to_string()))?;
+    let Some(addr) = handle.addr else {
+        return Err(Fatal::Other("session API: no address after binding".into()));
+    };
+    instance.publish(session::dial_addr(&addr), token.clone());
     if generated {
         println!("[flowlayer] boot: session token: {token}");
     }
-    println!("[flowlayer] boot: session API: {} (/ws, /health)", handle.addr);
+    println!("[flowlayer] boot: session API: {addr} (/ws, /health)");
     if !bind.is_loopback() {
         println!(
             "[flowlayer] boot: warning: the session API listens on {bind}, reachable from the network"
@@ -297,7 +301,7 @@ fn start_session(
             token::SHORT_TOKEN
         );
     }
-    let dial = session::dial_addr(&handle.addr);
+    let dial = session::dial_addr(&addr);
     let connect = "[flowlayer] boot: connect: flowlayer-client-tui";
     match from {
         TokenFrom::Generated => println!("{connect} -addr {dial} -token {token}"),

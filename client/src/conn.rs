@@ -77,10 +77,15 @@ impl Connection {
         }
         let (ws, _) = tungstenite::client::client(req, stream).map_err(|e| match e {
             tungstenite::HandshakeError::Failure(tungstenite::Error::Http(resp)) => {
-                match resp.status().as_u16() {
-                    401 => ClientError::TokenRequired { target: name.clone() },
-                    403 => ClientError::TokenRejected { target: name.clone() },
-                    code => handshake(format!("HTTP {code}")),
+                let code = resp.status().as_u16();
+                let said = resp.body().as_deref().and_then(error_message);
+                match (code, target) {
+                    (401, Target::Tcp { .. }) => ClientError::TokenRequired { target: name.clone() },
+                    (403, Target::Tcp { .. }) => ClientError::TokenRejected { target: name.clone() },
+                    _ => handshake(match said {
+                        Some(m) => format!("HTTP {code}: {m}"),
+                        None => format!("HTTP {code}"),
+                    }),
                 }
             }
             tungstenite::HandshakeError::Interrupted(_) => {
@@ -338,6 +343,12 @@ fn disconnected(e: tungstenite::Error) -> ClientError {
         }
         other => ClientError::Lost { error: other.to_string() },
     }
+}
+
+/// The message of an HTTP error body, `{"ok":false,"error":{"code","message"}}`.
+fn error_message(body: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    v.get("error")?.get("message")?.as_str().map(str::to_string)
 }
 
 /// A result's data as `T`; `ok:false` is `ClientError::Failed`.

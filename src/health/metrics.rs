@@ -10,8 +10,6 @@ use crate::bus::{CtlTx, Status};
 use crate::logs::now_ms;
 use crate::state::{RestartReason, ServiceView};
 use std::fmt::Write as _;
-use std::io::Write as _;
-use std::net::TcpStream;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,8 +18,6 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// How long a scrape waits for the state thread (which answers at once unless
 /// the server is shutting down).
 const SCRAPE_WAIT: Duration = Duration::from_secs(2);
-/// Time a client gets to take the answer.
-const WRITE_DEADLINE: Duration = Duration::from_secs(5);
 
 /// What the state thread gives a scrape.
 pub struct Scrape {
@@ -48,11 +44,7 @@ pub struct IncidentCount {
 }
 
 /// Answers one authenticated `GET /metrics` on `stream`.
-pub fn serve_metrics(mut stream: TcpStream, ctl: &CtlTx) {
-    // The accept thread read the request without blocking; this answer blocks
-    // (with a deadline).
-    let _ = stream.set_nonblocking(false);
-    let stream = &mut stream;
+pub fn serve_metrics(stream: &mut dyn std::io::Write, ctl: &CtlTx) {
     let (tx, rx) = crossbeam_channel::bounded(1);
     let scrape = ctl.scrape(tx).ok().and_then(|_| rx.recv_timeout(SCRAPE_WAIT).ok());
     let Some(scrape) = scrape else {
@@ -65,13 +57,12 @@ pub fn serve_metrics(mut stream: TcpStream, ctl: &CtlTx) {
     respond(stream, "200 OK", &render(&scrape, &sample, &own));
 }
 
-fn respond(stream: &mut TcpStream, status: &str, body: &str) {
+fn respond(stream: &mut dyn std::io::Write, status: &str, body: &str) {
     let head = format!(
         "HTTP/1.1 {status}\r\nContent-Type: {CONTENT_TYPE}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
     // The client may be gone already; nobody is left to tell.
-    let _ = stream.set_write_timeout(Some(WRITE_DEADLINE));
     let _ = stream.write_all(head.as_bytes()).and_then(|_| stream.write_all(body.as_bytes()));
     let _ = stream.flush();
 }

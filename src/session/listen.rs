@@ -1,5 +1,6 @@
-//! Accept thread (`session-accept`): owns the listener and every connection until
-//! its request is authorized. It reads request heads without blocking (one
+//! Accept thread (`session-accept`): owns the listeners (TCP on `session.bind`,
+//! the control socket in the runtime directory) and every connection until its
+//! request is authorized. It reads request heads without blocking (one
 //! `mio::Poll` for all of them), serves the web cockpit's files (`web.rs`,
 //! no token: they hold no data), checks the `Origin` of `/ws` and the bearer
 //! token, answers `/health` and every refusal itself, and starts a session
@@ -27,21 +28,28 @@
 //!   fit the socket at once and is written as the peer reads it, for
 //!   `WRITE_DEADLINE` at most; a new one pushes out the oldest.
 //!
+//! The control socket serves the same routes. Its connections are
+//! authorized once, on accept, by the kernel's word on who connected
+//! (`SO_PEERCRED`: the server's own user only) and need no token (`Peer`).
+//!
 //! Our own listener instead of tiny_http: tiny_http's upgraded stream has no
 //! clone, no timeout and no file descriptor, so a session could not both read
 //! commands and push events on it.
 
 use super::http::{error_body, parse_head, response, Head, HeadError, MAX_HEAD};
+use super::sock::{Peer, Sock};
 use super::web;
 use super::ws;
 use crate::bus::{CtlTx, SessionId};
 use crate::config::{parse_origin, same_host, BindAddr, Origin};
 use crate::credit::Credit;
-use mio::net::{TcpListener, TcpStream};
+use mio::net::{TcpListener, UnixListener};
 use mio::{Events, Interest, Poll, Token, Waker};
 use std::collections::{HashMap, VecDeque};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -85,10 +93,18 @@ pub const HTTP_GRACE: Duration = Duration::from_secs(2);
 
 const LISTENER: Token = Token(0);
 const WAKE: Token = Token(1);
+const LOCAL_LISTENER: Token = Token(2);
+/// The first token of a connection.
+const FIRST_CONN: usize = 3;
+/// How long writing a `/metrics` answer may take.
+const METRICS_WRITE_DEADLINE: Duration = Duration::from_secs(5);
 
 /// The running Session API.
 pub struct SessionHandle {
-    pub addr: SocketAddr,
+    /// The TCP address it listens on, when `session.bind` is set.
+    pub addr: Option<SocketAddr>,
+    /// The control socket, when there is one.
+    pub socket: Option<PathBuf>,
     stopper: Stopper,
     thread: JoinHandle<()>,
 }
@@ -146,35 +162,80 @@ pub struct Access {
     pub allowed_origins: Vec<Origin>,
 }
 
-/// Binds the listener now (so a busy address fails before any service starts)
-/// and starts the accept thread.
-/// `instance_id` is the run's (`runtime::Instance`), sent in every `hello`.
+/// Where the Session API listens: TCP with who may use it, the control
+/// socket, or both.
+pub struct Listen<'a> {
+    pub tcp: Option<(&'a BindAddr, Access)>,
+    pub socket: Option<&'a Path>,
+}
+
+/// Why the Session API could not start.
+#[derive(Debug)]
+pub enum ListenError {
+    /// `session.bind` (the address as configured).
+    Tcp { bind: String, error: std::io::Error },
+    /// The control socket.
+    Socket { path: PathBuf, error: std::io::Error },
+    /// The accept thread's poll, waker or thread.
+    Setup(std::io::Error),
+}
+
+impl std::fmt::Display for ListenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ListenError::Tcp { bind, error } => {
+                write!(f, "session API: cannot listen on {bind}: {error}")
+            }
+            ListenError::Socket { path, error } => {
+                write!(f, "control socket {}: {error}", path.display())
+            }
+            ListenError::Setup(e) => write!(f, "session API: {e}"),
+        }
+    }
+}
+
+/// Binds the listeners now (so a busy address fails before any service
+/// starts) and starts the accept thread. `instance_id` is the run's
+/// (`runtime::Instance`), sent in every `hello`.
 pub fn start(
-    bind: &BindAddr,
-    access: Access,
+    listen: Listen,
     ctl: CtlTx,
-    instance_id: String,
-) -> std::io::Result<SessionHandle> {
-    let host = bind.host.trim_start_matches('[').trim_end_matches(']');
-    let addrs: Vec<SocketAddr> = (host, bind.port).to_socket_addrs()?.collect();
-    let std_listener = std::net::TcpListener::bind(&addrs[..])?;
-    let addr = std_listener.local_addr()?;
-    std_listener.set_nonblocking(true)?;
-    let mut listener = TcpListener::from_std(std_listener);
-    let poll = Poll::new()?;
-    poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
-    let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
+    instance_id: Arc<str>,
+) -> Result<SessionHandle, ListenError> {
+    let poll = Poll::new().map_err(ListenError::Setup)?;
+    let (mut tcp, mut addr) = (None, None);
+    // Without TCP nobody can present a token: it is never compared.
+    let mut access = Access { token: String::new(), allowed_origins: Vec::new() };
+    if let Some((bind, a)) = listen.tcp {
+        let tcp_err = |error| ListenError::Tcp { bind: bind.to_string(), error };
+        let mut l = bind_tcp(bind).map_err(tcp_err)?;
+        addr = Some(l.local_addr().map_err(tcp_err)?);
+        poll.registry().register(&mut l, LISTENER, Interest::READABLE).map_err(tcp_err)?;
+        tcp = Some(l);
+        access = a;
+    }
+    let mut local = None;
+    if let Some(path) = listen.socket {
+        let sock_err = |error| ListenError::Socket { path: path.to_path_buf(), error };
+        let mut l = bind_local(path).map_err(sock_err)?;
+        poll.registry().register(&mut l, LOCAL_LISTENER, Interest::READABLE).map_err(sock_err)?;
+        local = Some((l, path.to_path_buf()));
+    }
+    let waker = Arc::new(Waker::new(poll.registry(), WAKE).map_err(ListenError::Setup)?);
     let stopper = Stopper { flag: Arc::new(AtomicBool::new(false)), waker };
+    let socket = local.as_ref().map(|(_, p)| p.clone());
     let acceptor = Acceptor {
         poll,
-        listener: Some(listener),
+        listener: tcp,
+        local,
+        uid: nix::unistd::geteuid().as_raw(),
         access,
         ctl,
         seats: Credit::new(MAX_SESSIONS),
         scrapes: Credit::new(MAX_SCRAPES),
-        instance_id: instance_id.into(),
+        instance_id,
         next_session: 1,
-        next_conn: 2,
+        next_conn: FIRST_CONN,
         conns: HashMap::new(),
         reading: VecDeque::new(),
         writing: VecDeque::new(),
@@ -182,14 +243,34 @@ pub fn start(
         stop: stopper.flag.clone(),
         grace_end: None,
     };
-    let thread =
-        std::thread::Builder::new().name("session-accept".into()).spawn(move || acceptor.run())?;
-    Ok(SessionHandle { addr, stopper, thread })
+    let thread = std::thread::Builder::new()
+        .name("session-accept".into())
+        .spawn(move || acceptor.run())
+        .map_err(ListenError::Setup)?;
+    Ok(SessionHandle { addr, socket, stopper, thread })
+}
+
+fn bind_tcp(bind: &BindAddr) -> std::io::Result<TcpListener> {
+    let host = bind.host.trim_start_matches('[').trim_end_matches(']');
+    let addrs: Vec<SocketAddr> = (host, bind.port).to_socket_addrs()?.collect();
+    let l = std::net::TcpListener::bind(&addrs[..])?;
+    l.set_nonblocking(true)?;
+    Ok(TcpListener::from_std(l))
+}
+
+/// The control socket, mode 0600. Its directory (0700) already keeps other
+/// users out; the mode and `SO_PEERCRED` on accept are the next two doors.
+fn bind_local(path: &Path) -> std::io::Result<UnixListener> {
+    // Instance ids are unique, so a file there is a leftover of nothing alive.
+    let _ = std::fs::remove_file(path);
+    let l = UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(l)
 }
 
 struct Conn {
-    sock: TcpStream,
-    peer: IpAddr,
+    sock: Sock,
+    peer: Peer,
     stage: Stage,
 }
 
@@ -215,8 +296,13 @@ impl Conn {
 
 struct Acceptor {
     poll: Poll,
-    /// `None` once shutdown began.
+    /// `None` once shutdown began, or without `session.bind`.
     listener: Option<TcpListener>,
+    /// The control socket and its path; `None` once shutdown began, or
+    /// without one.
+    local: Option<(UnixListener, PathBuf)>,
+    /// This process's user: the only one the control socket serves.
+    uid: u32,
     access: Access,
     ctl: CtlTx,
     /// One permit per open session, held until the state thread has its `Closed`.
@@ -252,6 +338,7 @@ impl Acceptor {
             for ev in events.iter() {
                 match ev.token() {
                     LISTENER => self.accept_all(),
+                    LOCAL_LISTENER => self.accept_local(),
                     WAKE => {}
                     t => self.ready(t),
                 }
@@ -274,6 +361,10 @@ impl Acceptor {
         let end = Instant::now() + HTTP_GRACE;
         self.grace_end = Some(end);
         self.listener = None;
+        if let Some((_, path)) = self.local.take() {
+            // Nobody should find a socket that no longer answers.
+            let _ = std::fs::remove_file(path);
+        }
         for conn in self.conns.values_mut() {
             match &mut conn.stage {
                 Stage::Reading { until, .. } | Stage::Writing { until, .. } => {
@@ -288,7 +379,7 @@ impl Acceptor {
         loop {
             let Some(listener) = &self.listener else { return };
             match listener.accept() {
-                Ok((sock, peer)) => self.admit(sock, peer.ip()),
+                Ok((sock, peer)) => self.admit(Sock::Tcp(sock), Peer::Ip(peer.ip())),
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 // WouldBlock: all taken. Anything else (out of file descriptors):
                 // the connection stays in the kernel's queue until the next one.
@@ -297,7 +388,35 @@ impl Acceptor {
         }
     }
 
-    fn admit(&mut self, mut sock: TcpStream, peer: IpAddr) {
+    /// Takes every connection waiting on the control socket: its own user's,
+    /// that is; anyone else's (who got past the file modes, root for one) is
+    /// answered 403.
+    fn accept_local(&mut self) {
+        loop {
+            let Some((listener, _)) = &self.local else { return };
+            match listener.accept() {
+                Ok((sock, _)) => {
+                    use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
+                    let uid = getsockopt(&sock, PeerCredentials).map(|c| c.uid()).ok();
+                    if uid == Some(self.uid) {
+                        self.admit(Sock::Unix(sock), Peer::Local);
+                    } else {
+                        let who = uid.map_or("an unknown user".into(), |u| format!("uid {u}"));
+                        let message = format!(
+                            "this control socket serves uid {} only, not {who}",
+                            self.uid
+                        );
+                        let body = error_body("forbidden", &message);
+                        send_and_close(Sock::Unix(sock), &response(403, &body, None));
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(_) => return,
+            }
+        }
+    }
+
+    fn admit(&mut self, mut sock: Sock, peer: Peer) {
         if self.reading.len() >= MAX_UNAUTHENTICATED {
             self.push_out_oldest();
         }
@@ -306,7 +425,7 @@ impl Acceptor {
         if self.poll.registry().register(&mut sock, token, Interest::READABLE).is_err() {
             return;
         }
-        let _ = sock.set_nodelay(true);
+        sock.set_nodelay();
         let until = Instant::now() + HEAD_DEADLINE;
         let stage = Stage::Reading { buf: Vec::new(), until };
         self.conns.insert(token, Conn { sock, peer, stage });
@@ -403,12 +522,23 @@ impl Acceptor {
     }
 
     /// Answers a complete request, or hands an authorized `/ws` to a session thread.
-    fn route(&mut self, token: Token, mut conn: Conn, head: Head) {
-        let now = Instant::now();
+    fn route(&mut self, token: Token, conn: Conn, head: Head) {
         let path = head.path.split('?').next().unwrap_or("").to_string();
         if let Some(answer) = web::public(&head.method, &path) {
             return self.serve(token, conn, answer);
         }
+        match conn.peer {
+            // The control socket: the kernel and `SO_PEERCRED` vouched for it,
+            // and no browser page can open it.
+            Peer::Local => self.dispatch(conn, head, &path),
+            Peer::Ip(ip) => self.authorize(token, conn, ip, head, &path),
+        }
+    }
+
+    /// A TCP request: the page's origin, the bearer token, with penalties
+    /// for failures.
+    fn authorize(&mut self, token: Token, mut conn: Conn, peer: IpAddr, head: Head, path: &str) {
+        let now = Instant::now();
         let upgrade = path == "/ws";
         if upgrade {
             if let Some(origin) = foreign_origin(&head, &self.access.allowed_origins) {
@@ -434,17 +564,15 @@ impl Acceptor {
                 }
             },
         };
-        if let Some(wait) = self.penalties.refused(conn.peer, now) {
+        if let Some(wait) = self.penalties.refused(peer, now) {
             let secs = wait.as_secs_f64().ceil() as u64;
-            let message = format!(
-                "too many failed authentications from {}: try again in {secs} s",
-                conn.peer
-            );
+            let message =
+                format!("too many failed authentications from {peer}: try again in {secs} s");
             let body = error_body("too_many_attempts", &message);
             return send_and_close(conn.sock, &response(429, &body, Some(secs)));
         }
         if !same_token(given.as_bytes(), self.access.token.as_bytes()) {
-            let delay = self.penalties.fail(conn.peer, now);
+            let delay = self.penalties.fail(peer, now);
             let answer = response(403, &error_body("forbidden", "invalid token"), None);
             if self.parked_count() < MAX_PARKED && self.grace_end.is_none() {
                 conn.stage = Stage::Parked { at: now + delay, answer };
@@ -454,7 +582,12 @@ impl Acceptor {
             }
             return;
         }
-        match (head.method.as_str(), path.as_str()) {
+        self.dispatch(conn, head, path);
+    }
+
+    /// An authorized request: `/health`, `/metrics`, `/ws`, or 404.
+    fn dispatch(&mut self, conn: Conn, head: Head, path: &str) {
+        match (head.method.as_str(), path) {
             ("GET", "/health") => send_and_close(conn.sock, &response(200, r#"{"ok":true}"#, None)),
             ("GET", "/metrics") => self.scrape(conn),
             ("GET", "/ws") => self.open_session(conn, head),
@@ -478,7 +611,11 @@ impl Acceptor {
         let ctl = self.ctl.clone();
         // Out of threads: the connection (moved into the closure) is dropped.
         let _ = std::thread::Builder::new().name("metrics".into()).spawn(move || {
-            crate::health::metrics::serve_metrics(std::net::TcpStream::from(conn.sock), &ctl);
+            // The accept thread read the request without blocking; this answer
+            // blocks, with a deadline.
+            if let Ok(mut stream) = conn.sock.into_blocking(METRICS_WRITE_DEADLINE) {
+                crate::health::metrics::serve_metrics(&mut stream, &ctl);
+            }
             drop(permit);
         });
     }
@@ -547,7 +684,7 @@ enum Got {
 }
 
 /// Reads what the socket has into `buf`, until the head in it is complete.
-fn read_head(sock: &mut TcpStream, buf: &mut Vec<u8>) -> Got {
+fn read_head(sock: &mut Sock, buf: &mut Vec<u8>) -> Got {
     let mut chunk = [0u8; 4096];
     loop {
         let want = chunk.len().min(MAX_HEAD - buf.len());
@@ -570,7 +707,7 @@ fn read_head(sock: &mut TcpStream, buf: &mut Vec<u8>) -> Got {
 
 /// Writes a short answer without waiting and closes. It fits the socket's empty
 /// send buffer; a peer that does not read it loses it, and nothing waits for it.
-fn send_and_close(mut sock: TcpStream, answer: &[u8]) {
+fn send_and_close(mut sock: Sock, answer: &[u8]) {
     let _ = sock.write(answer);
 }
 
@@ -585,7 +722,7 @@ enum Written {
 }
 
 /// Writes what is left of `answer` after `sent` bytes, while the socket takes it.
-fn write_answer(sock: &mut TcpStream, answer: &web::Answer, sent: &mut usize) -> Written {
+fn write_answer(sock: &mut Sock, answer: &web::Answer, sent: &mut usize) -> Written {
     loop {
         let h = answer.head.len();
         let rest = if *sent < h { &answer.head[*sent..] } else { &answer.body[*sent - h..] };

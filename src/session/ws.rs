@@ -81,7 +81,7 @@ pub fn upgrade_key(head: &Head) -> Option<String> {
 /// What the accept thread hands a new session thread.
 pub struct Start {
     /// Non-blocking, registered with no poll.
-    pub sock: mio::net::TcpStream,
+    pub sock: super::sock::Sock,
     /// Bytes the client sent after its request head.
     pub rest: Vec<u8>,
     /// `Sec-WebSocket-Accept` for the 101.
@@ -161,7 +161,7 @@ enum Input {
 /// interleave, and what the session writes of its own (pongs, errors, the
 /// close) is counted apart from what the state thread queued.
 struct Conn {
-    sock: mio::net::TcpStream,
+    sock: super::sock::Sock,
     /// Being written: whole frames.
     out: Vec<u8>,
     /// Bytes of `out` already on the socket.

@@ -45,7 +45,7 @@ fn bad_command_lines_exit_2_with_error_and_help() {
         (&["--no-color"], "no config file given and none found"),
         (&["missing.jsonc"], "cannot read file"),
         (&["a.jsonc", "-s", "70000"], "-s \"70000\""),
-        (&["a.jsonc", "-s", "0"], "not a number from 1 to 65535"),
+        (&["a.jsonc", "-s", "x:abc"], "not a number from 0 to 65535"),
     ];
     for (args, needle) in cases {
         let (code, _, err) = run_cli(args, &dir);

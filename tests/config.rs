@@ -42,11 +42,11 @@ fn syntax_errors_give_line_and_column() {
 
 #[test]
 fn the_bundled_demo_config_is_valid() {
-    // `-s 0` is refused only after the config loaded cleanly.
+    // `-s 70000` is refused only after the config loaded cleanly.
     let demo = crate::support::fixture_dir().join("demo");
-    let (code, _, err) = run_cli(&["flowlayer.jsonc", "-s", "0"], &demo);
+    let (code, _, err) = run_cli(&["flowlayer.jsonc", "-s", "70000"], &demo);
     assert_eq!(code, 2);
-    assert!(err.starts_with("Error: -s \"0\""), "the demo config has problems:\n{err}");
+    assert!(err.starts_with("Error: -s \"70000\""), "the demo config has problems:\n{err}");
 }
 
 #[test]

@@ -207,3 +207,19 @@ fn commands_the_server_does_not_serve_fail_cleanly() {
     assert_eq!(r.code, 1, "{r:?}");
     assert!(r.stderr.contains("this server does not support incidents"), "{r:?}");
 }
+
+#[test]
+fn session_bind_port_0_picks_a_free_port_that_the_connect_line_names() {
+    let vars = [("P1", free_port().to_string())];
+    let extra = ["-s", "127.0.0.1:0", "-token", "test-token"];
+    let opts = Opts { vars: &vars, session: false, extra: &extra, ..Opts::default() };
+    let mut s = Server::start_with("tests/session.jsonc", opts);
+    s.wait_started();
+    let out = s.stdout();
+    let line = out.lines().find(|l| l.contains("boot: connect:")).expect("a connect line");
+    let addr = line.split("-addr ").nth(1).and_then(|r| r.split(' ').next()).expect("-addr");
+    assert!(addr.starts_with("127.0.0.1:") && !addr.ends_with(":0"), "{line}");
+    assert!(out.contains(&format!("session API: {addr} ")), "{out}");
+    let r = cli(&["status", "--addr", addr, "--token", "test-token"], &s.dir, &[]);
+    assert_eq!(r.code, 0, "{r:?}");
+}

@@ -80,8 +80,12 @@ impl Connection {
                 let code = resp.status().as_u16();
                 let said = resp.body().as_deref().and_then(error_message);
                 match (code, target) {
-                    (401, Target::Tcp { .. }) => ClientError::TokenRequired { target: name.clone() },
-                    (403, Target::Tcp { .. }) => ClientError::TokenRejected { target: name.clone() },
+                    (401, Target::Tcp { .. }) => {
+                        ClientError::TokenRequired { target: name.clone() }
+                    }
+                    (403, Target::Tcp { .. }) => {
+                        ClientError::TokenRejected { target: name.clone() }
+                    }
                     _ => handshake(match said {
                         Some(m) => format!("HTTP {code}: {m}"),
                         None => format!("HTTP {code}"),

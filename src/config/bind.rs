@@ -35,7 +35,9 @@ pub enum BindError {
 impl fmt::Display for BindError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            BindError::BadPort(p) => write!(f, "port \"{p}\" is not a number from 1 to 65535"),
+            BindError::BadPort(p) => {
+                write!(f, "port \"{p}\" is not a number from 0 to 65535 (0: any free port)")
+            }
             BindError::Empty => write!(f, "address is empty"),
         }
     }
@@ -55,8 +57,10 @@ pub fn parse_bind(s: &str) -> Result<BindAddr, BindError> {
     if host.contains(':') && !host.starts_with('[') {
         return Err(BindError::BadPort(s.to_string()));
     }
+    // Port 0: the system picks a free one; the connect line and the stack's
+    // record say which (stacks.md section 1).
     match port.parse::<u16>() {
-        Ok(p) if p > 0 => Ok(BindAddr { host: host.to_string(), port: p }),
+        Ok(p) => Ok(BindAddr { host: host.to_string(), port: p }),
         _ => Err(BindError::BadPort(port.to_string())),
     }
 }
@@ -75,7 +79,7 @@ mod tests {
 
     #[test]
     fn ports_outside_the_range_are_refused() {
-        assert!(parse_bind("0").is_err());
+        assert_eq!(parse_bind("127.0.0.1:0").unwrap().port, 0, "0 is any free port");
         assert!(parse_bind("65536").is_err());
         assert!(parse_bind("host:").is_err());
         assert!(parse_bind("x:abc").is_err());

@@ -402,10 +402,8 @@ impl Acceptor {
                         self.admit(Sock::Unix(sock), Peer::Local);
                     } else {
                         let who = uid.map_or("an unknown user".into(), |u| format!("uid {u}"));
-                        let message = format!(
-                            "this control socket serves uid {} only, not {who}",
-                            self.uid
-                        );
+                        let message =
+                            format!("this control socket serves uid {} only, not {who}", self.uid);
                         let body = error_body("forbidden", &message);
                         send_and_close(Sock::Unix(sock), &response(403, &body, None));
                     }

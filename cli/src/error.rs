@@ -18,6 +18,8 @@ pub mod exit {
     pub const NOT_READY: u8 = 3;
     /// No running stack.
     pub const NO_STACK: u8 = 4;
+    /// More than one stack could be meant.
+    pub const AMBIGUOUS: u8 = 5;
 }
 
 #[derive(Debug)]
@@ -32,6 +34,20 @@ pub enum CliError {
     /// No stack to talk to: `why` says what was looked for.
     NoStack {
         why: String,
+    },
+    /// Several stacks fit: why, and each as `name (config)`.
+    Ambiguous {
+        why: String,
+        candidates: Vec<String>,
+    },
+    /// Something local failed: what was being done, and the error.
+    Local {
+        what: String,
+        error: String,
+    },
+    /// `flowlayer-server` (run by `up`) refused to start; it said why on stderr.
+    ServerExit {
+        code: i32,
     },
     /// The server does not serve a command this subcommand needs (an older
     /// server, or one without that extension).
@@ -73,6 +89,8 @@ impl CliError {
         match self {
             CliError::Usage(_) | CliError::UnknownService { .. } => exit::USAGE,
             CliError::NoStack { .. } => exit::NO_STACK,
+            CliError::Ambiguous { .. } => exit::AMBIGUOUS,
+            CliError::ServerExit { code } => u8::try_from(*code).unwrap_or(exit::FAILED),
             CliError::TimedOut { .. } => exit::NOT_READY,
             CliError::Client { error, .. } => match error {
                 ClientError::Connect { .. } => exit::NO_STACK,
@@ -86,7 +104,8 @@ impl CliError {
             CliError::Unsupported { .. }
             | CliError::Stopped { .. }
             | CliError::ActionFailed { .. }
-            | CliError::ServiceFailed { .. } => exit::FAILED,
+            | CliError::ServiceFailed { .. }
+            | CliError::Local { .. } => exit::FAILED,
         }
     }
 
@@ -142,6 +161,11 @@ impl fmt::Display for CliError {
                 )
             }
             CliError::NoStack { why } => write!(f, "{why}"),
+            CliError::Ambiguous { why, candidates } => {
+                write!(f, "{why}; choose one with -s: {}", candidates.join(", "))
+            }
+            CliError::Local { what, error } => write!(f, "{what}: {error}"),
+            CliError::ServerExit { code } => write!(f, "flowlayer-server exited with code {code}"),
             CliError::Unsupported { stack, what } => {
                 write!(f, "stack \"{stack}\": this server does not support {what}")
             }

@@ -10,6 +10,7 @@ mod cmd;
 mod error;
 mod grep;
 mod out;
+mod select;
 mod stack;
 mod when;
 

@@ -39,26 +39,16 @@ pub enum Pick {
 /// `cwd` canonical. `wanted`: the `-s` value.
 pub fn pick(cands: &[Candidate], wanted: Option<&str>, cwd: &Path) -> Pick {
     if let Some(w) = wanted {
-        let hits: Vec<usize> = (0..cands.len())
-            .filter(|&i| cands[i].name == w || cands[i].instance_id == w)
-            .collect();
+        let hits: Vec<usize> =
+            (0..cands.len()).filter(|&i| cands[i].name == w || cands[i].instance_id == w).collect();
         return match hits.as_slice() {
             [] => Pick::None(format!("no running stack is named \"{w}\"")),
             [one] => Pick::One(*one),
             _ => Pick::Many(format!("{} running stacks are named \"{w}\"", hits.len()), hits),
         };
     }
-    for dir in cwd.ancestors() {
-        let hits: Vec<usize> =
-            (0..cands.len()).filter(|&i| cands[i].config.parent() == Some(dir)).collect();
-        match hits.as_slice() {
-            [] => continue,
-            [one] => return Pick::One(*one),
-            _ => {
-                let why = format!("{} stacks run from configs in {}", hits.len(), dir.display());
-                return Pick::Many(why, hits);
-            }
-        }
+    if let Some(p) = nearest(cands, cwd) {
+        return p;
     }
     match cands.len() {
         0 => Pick::None("no running stack".into()),
@@ -68,6 +58,23 @@ pub fn pick(cands: &[Candidate], wanted: Option<&str>, cwd: &Path) -> Pick {
             (0..n).collect(),
         ),
     }
+}
+
+/// Rule 2 alone: the stacks whose config is in `cwd` or its nearest parent
+/// that has any; `None` when no running config is there.
+pub fn nearest(cands: &[Candidate], cwd: &Path) -> Option<Pick> {
+    cwd.ancestors().find_map(|dir| {
+        let hits: Vec<usize> =
+            (0..cands.len()).filter(|&i| cands[i].config.parent() == Some(dir)).collect();
+        match hits.as_slice() {
+            [] => None,
+            [one] => Some(Pick::One(*one)),
+            _ => {
+                let why = format!("{} stacks run from configs in {}", hits.len(), dir.display());
+                Some(Pick::Many(why, hits))
+            }
+        }
+    })
 }
 
 #[cfg(test)]
@@ -109,7 +116,9 @@ mod tests {
         assert_eq!(pick(&s, None, Path::new("/srv/blog/x")), Pick::One(2));
         let mut two = stacks();
         two.push(c("blog-e2e", "i-4", "/work/blog/e2e.jsonc"));
-        assert!(matches!(pick(&two, None, Path::new("/work/blog")), Pick::Many(_, v) if v == [1, 3]));
+        assert!(
+            matches!(pick(&two, None, Path::new("/work/blog")), Pick::Many(_, v) if v == [1, 3])
+        );
     }
 
     #[test]

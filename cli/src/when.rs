@@ -2,6 +2,8 @@
 //! `--since SEQ|DURATION`, log timestamps (RFC 3339 UTC) read back to
 //! milliseconds, and durations written for people. Pure.
 
+use flowlayer_runtime::localtime::{local_zone, Zone};
+use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A duration: digits, then `ms`, `s`, `m`, `h` or `d`; bare digits are
@@ -43,37 +45,20 @@ pub fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
-/// Days from 1970-01-01 to a civil date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
 /// Milliseconds since the epoch of a log timestamp, `YYYY-MM-DDTHH:MM:SS[.mmm]Z`.
 pub fn timestamp_ms(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || !s.ends_with('Z') {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
-    let days = days_from_civil(num(0..4)?, num(5..7)?, num(8..10)?);
-    let secs = days * 86_400 + num(11..13)? * 3600 + num(14..16)? * 60 + num(17..19)?;
-    let ms = if b[19] == b'.' { num(20..23)? } else { 0 };
-    Some(secs * 1000 + ms)
+    flowlayer_runtime::localtime::parse_rfc3339_ms(s)
 }
 
-/// The time of day of a log or timeline timestamp, for a table:
-/// `14:55:21.123Z` (UTC, as the server gives it).
+/// The local time of day of a log or timeline timestamp, for a table:
+/// `14:55:21.123`.
 pub fn clock(ts: &str) -> String {
-    match ts.get(11..23) {
-        Some(t) if timestamp_ms(ts).is_some() => format!("{t}Z"),
-        _ => ts.to_string(),
-    }
+    static ZONE: OnceLock<Zone> = OnceLock::new();
+    let Some(ms) = timestamp_ms(ts) else { return ts.to_string() };
+    let zone = ZONE.get_or_init(local_zone);
+    let s = ms.div_euclid(1000);
+    let sod = (s + zone.offset(s)).rem_euclid(86_400);
+    format!("{:02}:{:02}:{:02}.{:03}", sod / 3600, sod / 60 % 60, sod % 60, ms.rem_euclid(1000))
 }
 
 /// A duration for people: `850 ms`, `4.2 s`, `3m 05s`, `2h 10m`, `3d 4h`.

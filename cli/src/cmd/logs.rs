@@ -295,12 +295,9 @@ fn come_back(stack: &Stack, why: &ClientError) -> Result<Session, CliError> {
     loop {
         std::thread::sleep(RECONNECT_BACKOFF[attempt.min(RECONNECT_BACKOFF.len() - 1)]);
         attempt += 1;
-        let Some(target) = stack.find_again() else { continue };
-        match Connection::open(&target, CONNECT_TIMEOUT) {
-            Ok(conn) => {
-                let stack = Stack { target, ..stack.clone() };
-                return Ok(Session { stack, conn });
-            }
+        let Some(found) = stack.find_again() else { continue };
+        match Connection::open(&found.target, CONNECT_TIMEOUT) {
+            Ok(conn) => return Ok(Session { stack: found, conn }),
             Err(e @ (ClientError::TokenRequired { .. } | ClientError::TokenRejected { .. })) => {
                 return Err(CliError::Client { stack: stack.name.clone(), error: e })
             }

@@ -5,7 +5,9 @@
 mod act;
 mod incidents;
 mod logs;
+mod ls;
 mod status;
+mod updown;
 mod wait;
 mod why;
 
@@ -30,9 +32,9 @@ pub fn run(args: &Args, out: &mut Out) -> Result<(), CliError> {
         Verb::Wait => wait::run(args, out),
         Verb::Why => why::run(args, out),
         Verb::Incidents => incidents::run(args, out),
-        Verb::Ls | Verb::Up | Verb::Down => {
-            Err(CliError::NoStack { why: "no running stack found".into() })
-        }
+        Verb::Ls => ls::run(args, out),
+        Verb::Up => updown::up(args, out),
+        Verb::Down => updown::down(args, out),
     }
 }
 

@@ -39,8 +39,11 @@ fn status_lists_every_service_in_a_table_and_as_stable_json() {
     assert_eq!(r.code, 0, "{r:?}");
     let lines: Vec<&str> = r.stdout.lines().collect();
     assert!(lines[0].starts_with("SERVICE") && lines[0].contains("STATUS"), "{r:?}");
+    for col in ["RESTARTS", "CPU", "MEM", "UPTIME", "WHY"] {
+        assert!(lines[0].contains(col), "{col} missing: {r:?}");
+    }
     let web = lines.iter().find(|l| l.starts_with("web ")).expect("a web row");
-    assert!(web.contains("ready"), "{web}");
+    assert!(web.contains("ready") && web.ends_with("ready"), "status, and why last: {web}");
     assert!(r.stderr.is_empty(), "nothing on stderr: {r:?}");
     assert!(!r.stdout.contains('\x1b'), "no colour off a terminal");
     let v = on(&s, &["status", "-o", "json"]).json();
@@ -53,6 +56,12 @@ fn status_lists_every_service_in_a_table_and_as_stable_json() {
         }
     }
     assert!(v["stack"]["instance_id"].is_string());
+    let web = &v["services"][3];
+    assert!(web["rss_bytes"].as_u64().is_some_and(|b| b > 0), "{web}");
+    let r = on(&s, &["why", "web"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.starts_with("web: ready\n"), "{r:?}");
+    assert!(r.stdout.contains("running → ready"), "the timeline follows: {r:?}");
 }
 
 #[test]

@@ -232,3 +232,18 @@ fn session_bind_port_0_picks_a_free_port_that_the_connect_line_names() {
     let r = cli(&["status", "--addr", addr, "--token", "test-token"], &s.dir, &[]);
     assert_eq!(r.code, 0, "{r:?}");
 }
+
+#[test]
+fn wait_on_a_service_that_failed_ends_at_once_with_exit_1_and_why() {
+    let mut s = Server::start("tests/oneshot_fail.jsonc");
+    s.wait_started();
+    let r = on(&s, &["wait", "other", "setup", "--timeout", "20s"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.starts_with("Error: setup will not come up: failed: exited with code 3"),
+        "{r:?}"
+    );
+    let r = on(&s, &["wait", "other", "-o", "json", "--timeout", "5s"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(r.json()["services"][0]["ready"], true, "no probe: running is ready");
+}

@@ -178,7 +178,9 @@ impl fmt::Display for CliError {
                     failures.iter().map(|(name, why)| format!("{name}: {why}")).collect();
                 write!(f, "{}", lines.join("\n"))
             }
-            CliError::ServiceFailed { service, why } => write!(f, "{service} failed: {why}"),
+            CliError::ServiceFailed { service, why } => {
+                write!(f, "{service} will not come up: {why}")
+            }
             CliError::TimedOut { after, pending } => {
                 write!(
                     f,

@@ -12,6 +12,7 @@
 mod cdp;
 mod guard;
 mod proc;
+mod stacks;
 mod web;
 mod workloads;
 
@@ -20,6 +21,8 @@ use std::path::PathBuf;
 pub struct Env {
     pub server: PathBuf,
     pub helper: PathBuf,
+    /// The `flowlayer` command.
+    pub cli: PathBuf,
     pub quick: bool,
 }
 
@@ -65,13 +68,18 @@ fn main() {
         .and_then(|i| args.get(i + 1))
         .map(|s| s.split(',').map(String::from).collect());
     let dir = std::env::current_exe().expect("own path").parent().expect("dir").to_path_buf();
-    let env = Env { server: dir.join("flowlayer-server"), helper: dir.join("fl-helper"), quick };
-    for b in [&env.server, &env.helper] {
+    let env = Env {
+        server: dir.join("flowlayer-server"),
+        helper: dir.join("fl-helper"),
+        cli: dir.join("flowlayer"),
+        quick,
+    };
+    for b in [&env.server, &env.helper, &env.cli] {
         assert!(b.exists(), "{} is missing: run `make build` first", b.display());
     }
     let wanted = |w: &str| only.as_ref().is_none_or(|o| o.iter().any(|x| x == w));
     let mut rows: Vec<Row> = Vec::new();
-    let plan: [(&str, Workload); 11] = [
+    let plan: [(&str, Workload); 12] = [
         ("W1", workloads::w1),
         ("W1x4", workloads::w1x4),
         ("W1+clients", workloads::w1_clients),
@@ -82,6 +90,7 @@ fn main() {
         ("W6", workloads::w6),
         ("W7", workloads::w7),
         ("W8", guard::w8),
+        ("W9", stacks::w9),
         ("WEB", web::web),
     ];
     for (name, f) in plan {

@@ -139,7 +139,17 @@ pub const TOKEN: &str = "bench";
 
 impl Server {
     /// Writes `config` (with `session` added) to `dir` and starts the server there.
-    pub fn start(server: &Path, dir: &Path, mut config: Value) -> Server {
+    pub fn start(server: &Path, dir: &Path, config: Value) -> Server {
+        Server::start_env(server, dir, config, &[])
+    }
+
+    /// `start`, with these variables added to the server's environment.
+    pub fn start_env(
+        server: &Path,
+        dir: &Path,
+        mut config: Value,
+        env: &[(&str, &Path)],
+    ) -> Server {
         let port = free_port();
         config["session"] = json!({"bind": format!("127.0.0.1:{port}"), "token": TOKEN});
         std::fs::write(dir.join("flowlayer.jsonc"), config.to_string()).expect("config");
@@ -148,6 +158,7 @@ impl Server {
         let child = Command::new(server)
             .arg("flowlayer.jsonc")
             .current_dir(dir)
+            .envs(env.iter().map(|(k, v)| (*k, *v)))
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(Stdio::null())

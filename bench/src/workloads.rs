@@ -319,7 +319,7 @@ pub fn w1_clients(env: &Env) -> Vec<Row> {
     vec![w, row("W1+clients", "live sessions that got every flood1 status (of 19)", delivered, "")]
 }
 
-fn idle_config(env: &Env, dir: &Path, n: usize) -> Value {
+pub fn idle_config(env: &Env, dir: &Path, n: usize) -> Value {
     let mut services = serde_json::Map::new();
     for i in 1..=n {
         services.insert(

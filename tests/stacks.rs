@@ -207,14 +207,22 @@ fn connected(pid: u32, port: u16) -> bool {
 }
 
 #[test]
-fn commands_the_server_does_not_serve_fail_cleanly() {
-    let s = session_stack();
-    let r = on(&s, &["incidents"]);
-    if r.code == 0 {
-        return; // A server with the guard: nothing to show here.
-    }
-    assert_eq!(r.code, 1, "{r:?}");
-    assert!(r.stderr.contains("this server does not support incidents"), "{r:?}");
+fn incidents_lists_the_guards_incidents_as_a_table_and_json() {
+    let mut s = Server::start("tests/guard_history.jsonc");
+    s.wait_started();
+    let mut doc = Value::Null;
+    wait_until(T, "an open incident", || {
+        doc = on(&s, &["incidents", "--open", "-o", "json"]).json();
+        doc["incidents"].as_array().is_some_and(|a| !a.is_empty())
+    });
+    let i = &doc["incidents"][0];
+    assert_eq!((i["service"].as_str(), i["rule"].as_str()), (Some("chatty"), Some("repeat")));
+    let r = on(&s, &["incidents", "chatty"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let row: Vec<&str> = r.stdout.lines().nth(1).unwrap_or("").split_whitespace().collect();
+    assert_eq!(row[1..5], ["chatty", "repeat", "alert", "open"], "{r:?}");
+    let r = on(&s, &["incidents", "quiet"]);
+    assert_eq!((r.code, r.stdout.as_str()), (0, "no incidents\n"), "{r:?}");
 }
 
 #[test]

@@ -7,12 +7,14 @@ mod bus;
 mod cli;
 mod config;
 mod credit;
+mod detach;
 mod guard;
 mod health;
 mod logs;
 mod output;
 mod plan;
-mod procfs;
+/// `/proc` readers, shared with the clients (`flowlayer-runtime`).
+use flowlayer_runtime::procfs;
 mod runtime;
 mod session;
 mod signals;
@@ -27,6 +29,9 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+
+/// A `--detach`ed server's output, in `logs.dir` (stacks.md section 2).
+const SERVER_LOG: &str = "server.log";
 
 /// A fatal problem before the services start; `main` prints it and exits.
 enum Fatal {
@@ -44,7 +49,9 @@ fn main() -> ExitCode {
     if let Some(code) = watchdog::run_if_requested() {
         return code;
     }
-    match run() {
+    // So is the server a `--detach` foreground starts (detach.rs).
+    let background = detach::is_background();
+    match run(background) {
         Ok(code) => code,
         Err(Fatal::Usage(msg)) => {
             for line in msg.lines() {
@@ -106,7 +113,8 @@ fn discover() -> Option<PathBuf> {
     cli::DISCOVERY.iter().map(PathBuf::from).find(|p| p.is_file())
 }
 
-fn run() -> Result<ExitCode, Fatal> {
+/// `background`: this is the server a `--detach` foreground started.
+fn run(background: bool) -> Result<ExitCode, Fatal> {
     let args = cli::parse(std::env::args_os().skip(1).collect())
         .map_err(|e| Fatal::Usage(e.to_string()))?;
     match args.action {
@@ -119,6 +127,13 @@ fn run() -> Result<ExitCode, Fatal> {
             return Ok(ExitCode::SUCCESS);
         }
         cli::Action::Run => {}
+    }
+    if args.detach && !background {
+        return Ok(detach::run_foreground());
+    }
+    if background {
+        // Before anything is started: nothing of the stack belongs to the terminal.
+        detach::leave_terminal();
     }
     let path = match args.config.clone().or_else(discover) {
         Some(p) => p,
@@ -159,11 +174,16 @@ fn run() -> Result<ExitCode, Fatal> {
     signals::spawn_signals(sig_tx)
         .map_err(|e| Fatal::Other(format!("cannot handle signals: {e}")))?;
 
-    let session = match &cfg.session.bind {
-        Some(bind) => Some(start_session(&cfg, bind, token, &ctl_tx, &mut instance)?),
-        None => None,
-    };
+    let session = start_session(&cfg, token, &ctl_tx, &mut instance)?;
     instance.write_record();
+    if background {
+        let log = match &cfg.logs_dir {
+            Some(dir) => dir.join(SERVER_LOG),
+            None => instance.log_path(),
+        };
+        detach::settle(instance.name(), &log)
+            .map_err(|e| Fatal::Other(format!("--detach: cannot write {}: {e}", log.display())))?;
+    }
 
     let waves = plan.waves.len();
     println!(
@@ -259,14 +279,31 @@ fn load_incidents(cfg: &config::Config) -> guard::History {
     }
 }
 
-/// Binds the Session API (before any service starts) and prints how to connect.
+/// Binds the Session API (before any service starts) and prints how to
+/// connect: TCP when `session.bind` is set, and the control socket in the
+/// runtime directory whenever there is one. A socket that cannot be bound is
+/// said and done without: the stack runs all the same.
 fn start_session(
     cfg: &Arc<config::Config>,
-    bind: &config::BindAddr,
     token: Option<(String, TokenFrom)>,
     ctl: &bus::CtlTx,
     instance: &mut runtime::Instance,
-) -> Result<session::SessionHandle, Fatal> {
+) -> Result<Option<session::SessionHandle>, Fatal> {
+    let socket = instance.socket_path();
+    let Some(bind) = &cfg.session.bind else {
+        let Some(path) = socket else { return Ok(None) };
+        let listen = session::Listen { tcp: None, socket: Some(&path) };
+        return match session::start(listen, ctl.clone(), instance.id.as_str().into()) {
+            Ok(handle) => {
+                control_socket(instance, &path);
+                Ok(Some(handle))
+            }
+            Err(e) => {
+                println!("[flowlayer] boot: warning: {e}: reach this stack over TCP only");
+                Ok(None)
+            }
+        };
+    };
     let (token, from) = match token {
         Some(t) => t,
         None => (
@@ -275,13 +312,21 @@ fn start_session(
         ),
     };
     let generated = from == TokenFrom::Generated;
-    let access = session::Access {
+    let access = || session::Access {
         token: token.clone(),
         allowed_origins: cfg.session.allowed_origins.clone(),
     };
-    let listen = session::Listen { tcp: Some((bind, access)), socket: None };
-    let handle = session::start(listen, ctl.clone(), instance.id.as_str().into())
-        .map_err(|e| Fatal::Bind(e.to_string()))?;
+    let id: Arc<str> = instance.id.as_str().into();
+    let listen = session::Listen { tcp: Some((bind, access())), socket: socket.as_deref() };
+    let handle = match session::start(listen, ctl.clone(), id.clone()) {
+        Err(e @ session::ListenError::Socket { .. }) => {
+            println!("[flowlayer] boot: warning: {e}: reach this stack over TCP only");
+            let listen = session::Listen { tcp: Some((bind, access())), socket: None };
+            session::start(listen, ctl.clone(), id)
+        }
+        other => other,
+    }
+    .map_err(|e| Fatal::Bind(e.to_string()))?;
     let Some(addr) = handle.addr else {
         return Err(Fatal::Other("session API: no address after binding".into()));
     };
@@ -321,5 +366,18 @@ fn start_session(
             println!("{web} (the page asks for the token: session.token in {})", cfg.path.display())
         }
     }
-    Ok(handle)
+    if let Some(path) = &handle.socket {
+        control_socket(instance, path);
+    }
+    Ok(Some(handle))
+}
+
+/// Records the control socket and says how to use it.
+fn control_socket(instance: &mut runtime::Instance, path: &std::path::Path) {
+    instance.publish_socket(path.to_path_buf());
+    println!(
+        "[flowlayer] boot: control socket: {} (flowlayer -s {} status)",
+        path.display(),
+        instance.name()
+    );
 }

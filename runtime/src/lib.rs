@@ -19,28 +19,25 @@ pub mod record;
 
 use std::path::PathBuf;
 
-/// The runtime directories that exist and are ours, in the order servers
-/// try them: where records are to be read.
-pub fn readable_dirs() -> Vec<PathBuf> {
-    dir::candidates().0.into_iter().filter(|d| dir::check(d).is_ok()).collect()
+/// The runtime directory a server started in this environment records itself
+/// in: the first candidate that is a directory of ours, or that does not exist
+/// yet but could be created (then it holds nothing yet). Reading only that one
+/// keeps stacks of another environment (another `XDG_RUNTIME_DIR`) apart, as
+/// their servers keep them.
+pub fn runtime_dir() -> Option<PathBuf> {
+    dir::candidates()
+        .0
+        .into_iter()
+        .find(|d| dir::check(d).is_ok() || (!d.exists() && d.parent().is_some_and(|p| p.is_dir())))
 }
 
-/// Every running server's record, in every runtime directory, oldest first.
-/// Records of servers that are gone are removed on the way.
+/// Every running server's record, oldest first. Records of servers that are
+/// gone are removed on the way.
 pub fn running() -> Vec<record::Record> {
-    let mut all: Vec<record::Record> =
-        readable_dirs().iter().flat_map(|d| record::live(d)).collect();
-    all.sort_by(|a, b| a.started_at.cmp(&b.started_at));
-    all
+    runtime_dir().map(|d| record::live(&d)).unwrap_or_default()
 }
 
-/// The stacks that ran recently, newest first, one per config, from every
-/// runtime directory.
+/// The stacks that ran recently, newest first.
 pub fn recent() -> Vec<recent::Recent> {
-    let mut all: Vec<recent::Recent> =
-        readable_dirs().iter().flat_map(|d| recent::read(d)).collect();
-    all.sort_by(|a, b| b.stopped_at.cmp(&a.stopped_at));
-    let mut seen = std::collections::BTreeSet::new();
-    all.retain(|r| seen.insert(r.config.clone()));
-    all
+    runtime_dir().map(|d| recent::read(&d)).unwrap_or_default()
 }

@@ -11,16 +11,14 @@
 //! environment that marks it as this run's. Arming makes the server a child
 //! subreaper with its reaper thread and starts the watchdog's feeding thread.
 //!
-//! `dir`, `record`, `recent` and `localtime` use std, serde and `procfs` only:
-//! they are what the `flowlayer` CLI and the terminal client need to find
-//! running stacks, and can move to a crate of their own unchanged.
+//! `dir`, `record`, `recent` and `localtime` (and `procfs`) are the
+//! `flowlayer-runtime` crate: what the `flowlayer` CLI and the terminal client
+//! need to find running stacks, with std and serde only.
 
-pub mod dir;
 pub mod groups;
-pub mod localtime;
 pub mod lock;
-pub mod recent;
-pub mod record;
+// What clients read too lives in the `flowlayer-runtime` crate.
+pub use flowlayer_runtime::{dir, localtime, recent, record};
 
 use crate::config::Config;
 use crate::logs::{format_timestamp, now_ms};
@@ -45,6 +43,9 @@ const RECORD_WAIT: Duration = Duration::from_secs(1);
 const LEFTOVERS_GONE: Duration = Duration::from_secs(2);
 /// How long a clean exit waits for the `watchdog` thread to remove its record.
 const FEED_FINISH: Duration = Duration::from_secs(1);
+/// The longest path a unix socket address holds on Linux: `sun_path` is 108
+/// bytes, with the terminating NUL.
+const SUN_PATH_MAX: usize = 107;
 /// How many killed processes a message lists by name.
 const LIST_MAX: usize = 5;
 
@@ -254,6 +255,43 @@ impl Instance {
         self.record.token = Some(token);
     }
 
+    /// The stack's name (the config's `name`, else its directory's).
+    pub fn name(&self) -> &str {
+        &self.record.name
+    }
+
+    /// Where the control socket goes: `<instance_id>.sock` in the runtime
+    /// directory; when that path is too long for a unix socket address,
+    /// `/tmp/flowlayer-<uid>/` (0700, ours, like the runtime directory);
+    /// `None` without a usable directory (said once at boot already).
+    pub fn socket_path(&self) -> Option<PathBuf> {
+        let p = self.place.as_ref()?;
+        let name = format!("{}.sock", self.id);
+        let path = p.dir.join(&name);
+        if path.as_os_str().len() <= SUN_PATH_MAX {
+            return Some(path);
+        }
+        let uid = procfs::own_uid()?;
+        let short = PathBuf::from(format!("/tmp/flowlayer-{uid}"));
+        dir::ensure(&short).ok()?;
+        Some(short.join(name)).filter(|p| p.as_os_str().len() <= SUN_PATH_MAX)
+    }
+
+    /// Notes the control socket for the record, once it listens.
+    pub fn publish_socket(&mut self, path: PathBuf) {
+        self.record.socket = Some(path);
+    }
+
+    /// Where a `--detach`ed server writes its output without `logs.dir`:
+    /// `<instance_id>.log` in the runtime directory, else in the temp directory.
+    pub fn log_path(&self) -> PathBuf {
+        let name = format!("{}.log", self.id);
+        match &self.place {
+            Some(p) => p.dir.join(name),
+            None => std::env::temp_dir().join(format!("flowlayer-{name}")),
+        }
+    }
+
     /// Clean exit, every service stopped: kills what outlived its service,
     /// tells the watchdog goodbye, removes the records and notes the stack in
     /// `recent.json`.
@@ -291,6 +329,11 @@ impl Drop for Instance {
         if let Some(p) = &self.place {
             // Gone already is as good as removed.
             let _ = std::fs::remove_file(record::path(&p.dir, &self.id));
+        }
+        if let Some(s) = &self.record.socket {
+            // The accept thread removes it at shutdown; this covers an exit
+            // that never got there.
+            let _ = std::fs::remove_file(s);
         }
     }
 }

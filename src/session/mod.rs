@@ -15,5 +15,5 @@ mod sock;
 mod web;
 mod ws;
 
-pub use listen::{dial_addr, start, Access, Listen, SessionHandle};
+pub use listen::{dial_addr, start, Access, Listen, ListenError, SessionHandle};
 pub use web::fragment_value;

@@ -92,7 +92,8 @@ pub fn run(args: &Args, out: &mut Out) -> Result<(), CliError> {
     if args.all {
         headers.push("STATE");
     }
-    headers.extend(["PID", "STARTED", "ADDRESS", "CONFIG"]);
+    // With stopped stacks listed too, the time is when each got its state.
+    headers.extend(["PID", if args.all { "SINCE" } else { "STARTED" }, "ADDRESS", "CONFIG"]);
     let mut t = Table::new(headers);
     t.right.push(if args.all { 2 } else { 1 });
     for r in rows {
@@ -106,7 +107,7 @@ pub fn run(args: &Args, out: &mut Out) -> Result<(), CliError> {
         row.push(Cell::plain(r.pid.map(|p| p.to_string()).unwrap_or_default()));
         row.push(match r.state {
             "running" => Cell::plain(when(&r.started_at)),
-            _ => Cell::plain(format!("stopped {}", when(&r.stopped_at))),
+            _ => Cell::plain(when(&r.stopped_at)),
         });
         row.push(Cell::plain(r.addr.unwrap_or_else(|| "-".into())));
         row.push(Cell::plain(r.config.display().to_string()));

@@ -106,6 +106,10 @@ pub fn run_foreground() -> ExitCode {
 /// output goes from now on (the foreground's cue to exit), and sends it
 /// there. `name` and the pid are in the line for the user.
 pub fn settle(name: &str, log: &Path) -> std::io::Result<()> {
+    if let Some(dir) = log.parent() {
+        // `logs.dir` is created by the writer, later in boot.
+        std::fs::create_dir_all(dir)?;
+    }
     let file = std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(log)?;
     let pid = std::process::id();
     println!("{MARKER}: stack \"{name}\", pid {pid}, log {}", log.display());

@@ -28,8 +28,11 @@ mod session_logs;
 mod session_ws;
 /// Stopping and shutdown: stopCmd, grace and SIGKILL, groups, track-only.
 mod shutdown;
-/// The `flowlayer` command against real stacks: status, logs, actions, wait.
+/// The `flowlayer` command against one stack: status, logs, actions, wait, why, incidents.
 mod stacks;
+/// Several stacks on one machine: the runtime directory, selection, the control
+/// socket, `up` and `down`.
+mod stacks_local;
 /// Session tokens: where they come from, which are refused, the Bearer scheme.
 mod token;
 /// The terminal client end to end, in tmux, against the real server.

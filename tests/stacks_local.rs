@@ -309,3 +309,49 @@ fn seq(line: &str) -> u64 {
     let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
     v["seq"].as_u64().expect("seq")
 }
+
+#[test]
+fn detach_returns_once_bound_and_the_server_runs_on_in_a_session_of_its_own() {
+    let rt = Runtime::new("detach");
+    let dir = temp_dir("detach-stack");
+    let config = write_config("tests/stack_beta.jsonc", &dir, &[]);
+    let run = || {
+        Command::new(crate::support::SERVER)
+            .arg(&config)
+            .arg("--detach")
+            .current_dir(&*dir)
+            .env("XDG_RUNTIME_DIR", rt.xdg())
+            .env_remove("FLOWLAYER_TOKEN")
+            .output()
+            .expect("run the server")
+    };
+    let out = run();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("boot: session API: 127.0.0.1:"), "{stdout}");
+    assert!(stdout.contains("boot: control socket: "), "{stdout}");
+    let last = stdout.lines().last().unwrap_or("");
+    assert!(last.starts_with("[flowlayer] boot: running in the background: stack \"beta\", pid "));
+    let rec = rt.records().pop().expect("recorded");
+    assert!(last.contains(&format!("pid {}, log ", rec.pid)), "{last}");
+    let log = rt.xdg().join("flowlayer").join(format!("{}.log", rec.instance_id));
+    assert!(last.ends_with(&log.display().to_string()), "{last}");
+    wait_until(T, "the rest of boot in the log", || {
+        std::fs::read_to_string(&log).is_ok_and(|l| l.contains("STARTUP COMPLETE"))
+    });
+    // Its own session: it leads it, so the terminal's signals do not reach it.
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", rec.pid)).unwrap();
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap().split_whitespace().collect();
+    assert_eq!(fields[3], rec.pid.to_string(), "session id is its pid: {stat}");
+    // A second one is refused in the foreground, as without --detach.
+    let again = run();
+    assert_eq!(again.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        err.contains(&format!("Error: this stack is already running (pid {}", rec.pid)),
+        "{err}"
+    );
+    let r = rt.cli(&["down"], &dir);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(std::fs::read_to_string(&log).unwrap().contains("shutdown"), "its shutdown is logged");
+}

@@ -2059,7 +2059,14 @@ mod tests {
         for (_, _, extra) in statuses(&fx).into_iter().chain(statuses(&fx2)) {
             assert_eq!(extra, Extra::default());
         }
-        assert_eq!(m.snapshot_data(NOW).services, vec![ServiceState::new("a", Status::Running)]);
+        // The snapshot says what the service is (`kind`, `probe`: spec/cli.md,
+        // `wait`), and nothing of a restart policy it does not have.
+        let want = ServiceState {
+            kind: Some(ServiceKind::Daemon),
+            probe: Some(ProbeType::None),
+            ..ServiceState::new("a", Status::Running)
+        };
+        assert_eq!(m.snapshot_data(NOW).services, vec![want]);
     }
 
     #[test]

@@ -113,7 +113,8 @@ fn issue_12_a_failing_service_is_restarted_with_growing_delays_then_given_up() {
     let (_, res) = c.call("get_snapshot", json!({}));
     let crashy =
         res["data"]["services"].as_array().unwrap().iter().find(|e| e["name"] == "crashy").cloned();
-    assert_eq!(crashy, Some(json!({"name": "crashy", "status": "failed", "restarts": 3})));
+    let want = json!({"name": "crashy", "status": "failed", "restarts": 3, "kind": "daemon", "probe": "none"});
+    assert_eq!(crashy, Some(want));
     let (_, res) = c.call("get_timeline", json!({"service": "crashy"}));
     let why = res["data"]["why"].as_str().unwrap();
     assert!(why.starts_with("failed: exited with code 1 after 0."), "{why}");
@@ -161,7 +162,8 @@ fn issue_12_a_user_stop_during_the_backoff_cancels_the_restart() {
         .iter()
         .find(|e| e["name"] == "crashy")
         .cloned();
-    assert_eq!(crashy, Some(json!({"name": "crashy", "status": "stopped", "restarts": 0})));
+    let want = json!({"name": "crashy", "status": "stopped", "restarts": 0, "kind": "daemon", "probe": "none"});
+    assert_eq!(crashy, Some(want));
     assert_eq!(transitions(&c, "crashy"), vec![], "nothing after the stop");
     let (_, res) = c.call("get_timeline", json!({"service": "crashy", "limit": 3}));
     let entries = res["data"]["entries"].as_array().unwrap();

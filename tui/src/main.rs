@@ -108,7 +108,7 @@ fn run(mut app: App) -> std::io::Result<()> {
         app.log_rows = ui::log_rows(terminal.size()?.into(), &app);
         terminal.draw(|f| ui::render(f, &app))?;
         // Sleep until an event, or until the earliest command deadline.
-        let mut flow = match next_event(&input_rx, &link_rx, app.next_deadline()) {
+        let mut flow = match next_event(&input_rx, &link_rx, app.next_deadline(Instant::now())) {
             Some(ev) => app.update(ev, Instant::now()),
             None => app.update(Event::Resize, Instant::now()),
         };

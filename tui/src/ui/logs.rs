@@ -1,7 +1,7 @@
 //! The logs panel of the selection: newest at the bottom, following the tail
 //! unless the user scrolled up.
 
-use super::{fg, focused, SERVICE_COLORS};
+use super::{clock, fg, focused, SERVICE_COLORS};
 use crate::app::{App, Focus};
 use flowlayer_protocol::Stream;
 use ratatui::layout::Rect;
@@ -65,11 +65,6 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         lines.push(Line::styled(format!("/{}{cursor}", app.log_filter), fg(app, Color::Yellow)));
     }
     frame.render_widget(Paragraph::new(lines).block(block), area);
-}
-
-/// `HH:MM:SS.mmm` from an RFC 3339 timestamp (as sent), or blanks.
-fn clock(timestamp: &str) -> &str {
-    timestamp.get(11..23).unwrap_or("            ")
 }
 
 #[cfg(test)]

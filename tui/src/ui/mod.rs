@@ -1,34 +1,68 @@
 //! Drawing: `render(frame, &App)`, pure over the app state. Runs on the UI thread
 //! once per batch of events (drain, then draw).
+//!
+//! The screen: services and logs side by side, the why line of the selected
+//! service under them (when the server serves `get_timeline`), the footer.
+//! The timeline and incidents views cover the services and logs panels.
 
 mod footer;
+mod incidents;
 mod logs;
 mod modal;
 mod services;
+mod timeline;
 
-use crate::app::App;
-use flowlayer_protocol::Status;
+use crate::app::{App, Overlay};
+use flowlayer_protocol::{CommandName, Status};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
 /// Rows taken by the footer.
 const FOOTER_ROWS: u16 = 2;
 
 struct Areas {
+    /// Services and logs together: what an overlay covers.
+    main: Rect,
     services: Rect,
     logs: Rect,
+    /// The why line's row, when it is shown.
+    why: Option<Rect>,
     footer: Rect,
 }
 
+/// The why line shows for a selected service while the panels are on screen.
+fn shows_why(app: &App) -> bool {
+    app.selected.is_some() && app.overlay.is_none() && app.serves(CommandName::GetTimeline)
+}
+
 fn areas(area: Rect, app: &App) -> Areas {
-    let [main, footer] =
-        Layout::vertical([Constraint::Min(3), Constraint::Length(FOOTER_ROWS)]).areas(area);
-    let longest = app.services.iter().map(|s| s.name.chars().count()).max().unwrap_or(8) as u16;
-    let width = (longest + 14).clamp(22, 36).min(main.width / 2);
+    let why_rows = u16::from(shows_why(app));
+    let [main, why, footer] = Layout::vertical([
+        Constraint::Min(3),
+        Constraint::Length(why_rows),
+        Constraint::Length(FOOTER_ROWS),
+    ])
+    .areas(area);
+    let longest = app.services.iter().map(|s| s.name.chars().count()).max().unwrap_or(8);
+    // Room for what the extensions add to a row, only when some row shows it.
+    let mut extra = 0;
+    if app.watching {
+        extra += services::STATS_WIDTH;
+    }
+    if app.services.iter().any(|s| s.restarts.is_some_and(|n| n > 0) || s.restart_at.is_some()) {
+        extra += services::RESTART_WIDTH;
+    }
+    if app.services.iter().any(|s| app.open_incidents_of(&s.name) > 0) {
+        extra += services::MARKER_WIDTH;
+    }
+    let max = if extra > 0 { 52 } else { 36 };
+    let width = ((longest + 14 + extra) as u16).clamp(22, max).min(main.width / 2);
     let [services, logs] =
         Layout::horizontal([Constraint::Length(width), Constraint::Min(10)]).areas(main);
-    Areas { services, logs, footer }
+    Areas { main, services, logs, why: (why_rows > 0).then_some(why), footer }
 }
 
 /// Text rows of the logs panel for a terminal of `area` (borders and filter line excluded).
@@ -40,12 +74,49 @@ pub fn log_rows(area: Rect, app: &App) -> usize {
 
 pub fn render(frame: &mut Frame, app: &App) {
     let a = areas(frame.area(), app);
-    services::render(frame, a.services, app);
-    logs::render(frame, a.logs, app);
+    match &app.overlay {
+        None => {
+            services::render(frame, a.services, app);
+            logs::render(frame, a.logs, app);
+        }
+        Some(Overlay::Timeline(v)) => timeline::render(frame, a.main, app, v),
+        Some(Overlay::Incidents(v)) => incidents::render(frame, a.main, app, v),
+    }
+    if let Some(why) = a.why {
+        render_why(frame, why, app);
+    }
     footer::render(frame, a.footer, app);
     if app.info_open {
         modal::render(frame, frame.area(), app);
     }
+}
+
+/// `why  api: waiting for db: starting, ...`, coloured by the service's status.
+fn render_why(frame: &mut Frame, area: Rect, app: &App) {
+    let Some(name) = app.selected.as_deref() else { return };
+    let text = app
+        .why
+        .as_ref()
+        .filter(|w| w.service == name)
+        .and_then(|w| w.text.as_deref())
+        .unwrap_or("…");
+    let status = app.services.iter().find(|s| s.name == name).map_or(Status::Unknown, |s| s.status);
+    let line = Line::from(vec![
+        Span::styled(" why ", fg(app, Color::DarkGray)),
+        Span::styled(format!("{name}: "), Style::default().add_modifier(Modifier::BOLD)),
+        Span::styled(text.to_string(), fg(app, status_color(status))),
+    ]);
+    frame.render_widget(Paragraph::new(line), area);
+}
+
+/// `HH:MM:SS.mmm` from an RFC 3339 timestamp (as sent), or blanks.
+pub(crate) fn clock(timestamp: &str) -> &str {
+    timestamp.get(11..23).unwrap_or("            ")
+}
+
+/// Memory as the services panel writes it.
+pub(crate) fn services_mem_text(bytes: u64) -> String {
+    services::mem_text(bytes)
 }
 
 /// A style, or none at all under `NO_COLOR`.

@@ -1,11 +1,23 @@
 //! The client's state and every rule of how it changes: `App::update(event, now)`.
 //! No I/O and no drawing: commands to send are queued in `outbox` and taken by
-//! the UI loop; `ui::render` draws from `&App`.
+//! the UI loop; `ui::render` draws from `&App`. Runs on the UI thread.
+//!
+//! The V1 cockpit (services, logs, actions) is here; the extensions a server
+//! may announce in `hello` live beside it: `health` (stats columns, restart
+//! counts, the why line, the timeline view) and `guard` (incident markers and
+//! the incidents view). Each only acts when the server serves its commands,
+//! so against a V1 server the client is the V1 client.
+
+mod guard;
+mod health;
+
+pub use guard::IncidentsView;
+pub use health::{TimelineView, Why};
 
 use crate::event::{Event, LinkState};
 use flowlayer_protocol::{
-    Command, ErrorBody, Event as ServerEvent, LogEntry, LogQuery, LogsPage, ResultPayload,
-    ServerMessage, ServiceResult, Status,
+    Command, CommandName, ErrorBody, Event as ServerEvent, Incident, LogEntry, LogQuery, LogsPage,
+    ResultPayload, ServerMessage, ServiceResult, ServiceStats, Status,
 };
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
@@ -25,6 +37,11 @@ pub const MAX_BUFFER: usize = 50_000;
 /// instead of pulling the whole flood one round trip after another.
 pub const GAP_EVERY: Duration = Duration::from_millis(250);
 
+/// Opens (and closes) the timeline of the selection (health.md §3).
+pub const TIMELINE_KEY: char = 't';
+/// Opens (and closes) the guard's incidents (guard.md §3).
+pub const INCIDENTS_KEY: char = '!';
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flow {
     Continue,
@@ -41,6 +58,25 @@ pub enum Focus {
 pub struct Service {
     pub name: String,
     pub status: Status,
+    /// **Extension** (health.md §1): restarts the restart policy made.
+    pub restarts: Option<u32>,
+    /// **Extension** (health.md §1): when the pending restart is due.
+    pub restart_at: Option<Instant>,
+    /// **Extension** (health.md §2): the latest `service_stats` reading, while watched.
+    pub stats: Option<ServiceStats>,
+}
+
+impl Service {
+    fn new(name: String, status: Status) -> Service {
+        Service { name, status, restarts: None, restart_at: None, stats: None }
+    }
+}
+
+/// A full-screen view over the services and logs panels.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Overlay {
+    Timeline(TimelineView),
+    Incidents(IncidentsView),
 }
 
 /// A command frame for the link thread.
@@ -62,6 +98,14 @@ enum Pending {
     Older { view: Option<String> },
     /// start/stop/restart, one service or all.
     Action { label: String, service: Option<String> },
+    /// `get_timeline` for the why line of `service`.
+    Why { service: String },
+    /// `get_timeline` for the timeline view.
+    Timeline { service: Option<String> },
+    /// `watch_stats` on or off.
+    Watch,
+    /// `get_incidents`: all of them (the view), or the open ones (markers).
+    Incidents { view: bool },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -160,6 +204,16 @@ pub struct App {
     gap_asked: Option<Instant>,
     /// Highest seq of the live `log` events on this connection.
     stream_seq: u64,
+    /// `watch_stats` is on for this connection (as last asked).
+    pub watching: bool,
+    /// The why line of the selected service.
+    pub why: Option<Why>,
+    /// A full-screen view (timeline, incidents), when one is open.
+    pub overlay: Option<Overlay>,
+    /// Guard incidents known on this connection, oldest first, one per id.
+    pub incidents: Vec<Incident>,
+    /// The time of the latest event, for what the screen counts down.
+    pub clock: Instant,
 }
 
 /// `code: message` of a rejection or failure, or `fallback` without an error.
@@ -195,6 +249,11 @@ impl App {
             outbox: Vec::new(),
             gap_asked: None,
             stream_seq: 0,
+            watching: false,
+            why: None,
+            overlay: None,
+            incidents: Vec::new(),
+            clock: Instant::now(),
         }
     }
 
@@ -203,9 +262,19 @@ impl App {
         std::mem::take(&mut self.outbox)
     }
 
-    /// The earliest command deadline, so the UI loop can wake for it (and only then).
-    pub fn next_deadline(&self) -> Option<Instant> {
-        self.pending.values().map(|(_, d)| *d).min()
+    /// The earliest command deadline, or the next tick of a restart countdown
+    /// on screen, so the UI loop can wake for it (and only then).
+    pub fn next_deadline(&self, now: Instant) -> Option<Instant> {
+        let commands = self.pending.values().map(|(_, d)| *d).min();
+        match (commands, self.countdown_tick(now)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Whether the server announced this command in `hello`.
+    pub fn serves(&self, name: CommandName) -> bool {
+        self.capabilities.iter().any(|c| c == name.as_str())
     }
 
     fn say(&mut self, text: impl Into<String>, tone: Tone) {
@@ -216,8 +285,15 @@ impl App {
         self.next_id += 1;
         let id = format!("t{}", self.next_id);
         let timeout = match what {
-            Pending::Action { .. } => COMMAND_TIMEOUT,
-            _ => LOGS_TIMEOUT,
+            Pending::Logs { .. }
+            | Pending::Replay { .. }
+            | Pending::Gap { .. }
+            | Pending::Older { .. } => LOGS_TIMEOUT,
+            Pending::Action { .. }
+            | Pending::Why { .. }
+            | Pending::Timeline { .. }
+            | Pending::Watch
+            | Pending::Incidents { .. } => COMMAND_TIMEOUT,
         };
         self.outbox.push(Request { id: id.clone(), frame: cmd.to_json(&id) });
         self.pending.insert(id.clone(), (what, now + timeout));
@@ -225,6 +301,7 @@ impl App {
     }
 
     pub fn update(&mut self, ev: Event, now: Instant) -> Flow {
+        self.clock = now;
         let flow = match ev {
             Event::Key(k) => self.on_key(k, now),
             Event::Server(env) => {
@@ -249,6 +326,7 @@ impl App {
             Event::Quit => Flow::Quit,
         };
         self.expire(now);
+        self.sync_watch(now);
         flow
     }
 
@@ -281,6 +359,10 @@ impl App {
                 }
                 self.say(format!("logs: {why}"), Tone::Bad);
             }
+            Pending::Why { service } => self.why_failed(&service, why),
+            Pending::Timeline { service } => self.timeline_failed(service, why),
+            Pending::Watch => self.say(format!("stats: {why}"), Tone::Bad),
+            Pending::Incidents { view } => self.incidents_failed(view, why),
         }
     }
 
@@ -303,6 +385,9 @@ impl App {
             self.busy.clear();
             self.view.loading = false;
             self.view.loading_older = false;
+            // The server forgets a session's watch with the session.
+            self.watching = false;
+            self.why_lost();
         }
         self.link = state;
     }
@@ -324,28 +409,40 @@ impl App {
                 self.services = snap
                     .services
                     .into_iter()
-                    .map(|s| Service { name: s.name, status: s.status })
+                    .map(|s| Service {
+                        restarts: s.restarts,
+                        restart_at: s.restart_in_ms.map(|ms| now + Duration::from_millis(ms)),
+                        ..Service::new(s.name, s.status)
+                    })
                     .collect();
                 self.services.sort_by(|a, b| a.name.cmp(&b.name));
                 self.ready = self.got_hello;
                 if self.ready {
                     self.fetch_view(now);
+                    self.after_handshake(now);
                 }
             }
             ServerMessage::Event(ServerEvent::ServiceStatus(st)) => {
                 let (name, status) = (st.service, st.status);
+                let restart_at = st.restart_in_ms.map(|ms| now + Duration::from_millis(ms));
                 match self.services.iter_mut().find(|s| s.name == name) {
-                    Some(s) => s.status = status,
+                    Some(s) => {
+                        s.status = status;
+                        s.restarts = st.restarts.or(s.restarts);
+                        s.restart_at = restart_at;
+                    }
                     None if !name.is_empty() => {
-                        self.services.push(Service { name, status });
+                        let s = Service::new(name.clone(), status);
+                        self.services.push(Service { restarts: st.restarts, restart_at, ..s });
                         self.services.sort_by(|a, b| a.name.cmp(&b.name));
                     }
                     None => {}
                 }
+                self.on_status_changed(&name, now);
             }
             ServerMessage::Event(ServerEvent::Log(e)) => self.on_log(e, now),
-            // Extension events this client does not show (yet).
-            ServerMessage::Event(ServerEvent::ServiceStats(_) | ServerEvent::Incident(_)) => {}
+            ServerMessage::Event(ServerEvent::ServiceStats(stats)) => self.on_stats(stats, now),
+            ServerMessage::Event(ServerEvent::Incident(inc)) => self.on_incident(*inc),
             ServerMessage::Ack { id, payload } => {
                 if !payload.accepted {
                     if let Some((what, _)) = self.pending.remove(&id) {
@@ -355,7 +452,7 @@ impl App {
             }
             ServerMessage::Result { id, payload } => {
                 if let Some((what, _)) = self.pending.remove(&id) {
-                    self.on_result(what, payload);
+                    self.on_result(what, payload, now);
                 }
             }
             ServerMessage::Error { id, payload } => {
@@ -408,7 +505,7 @@ impl App {
             && !self.pending.values().any(|(p, _)| matches!(p, Pending::Gap { .. }))
     }
 
-    fn on_result(&mut self, what: Pending, payload: ResultPayload) {
+    fn on_result(&mut self, what: Pending, payload: ResultPayload, now: Instant) {
         if !payload.ok {
             let mut why = describe(payload.error.as_ref(), "failed");
             if let Some(names) = &payload.failed_services {
@@ -427,6 +524,13 @@ impl App {
                 .unwrap_or_default();
             return self.say(format!("{label}: ok{detail}"), Tone::Good);
         }
+        let what = match what {
+            Pending::Why { service } => return self.on_why(service, &payload, now),
+            Pending::Timeline { service } => return self.on_timeline(service, &payload, now),
+            Pending::Watch => return,
+            Pending::Incidents { view } => return self.on_incidents(view, &payload),
+            other => other,
+        };
         match payload.data_as::<LogsPage>() {
             Some(page) => self.on_page(what, page),
             None => self.fail(what, "unreadable answer from the server".into()),
@@ -478,7 +582,11 @@ impl App {
             | Pending::Older { .. }
             | Pending::Gap { .. } => {}
             // Answered by `on_result`.
-            Pending::Action { .. } => {}
+            Pending::Action { .. }
+            | Pending::Why { .. }
+            | Pending::Timeline { .. }
+            | Pending::Watch
+            | Pending::Incidents { .. } => {}
         }
     }
 
@@ -521,8 +629,10 @@ impl App {
         }
         self.selected = service.clone();
         self.view = LogView::new(service);
+        self.why = None;
         if self.ready {
             self.fetch_view(now);
+            self.ask_why(now);
         }
     }
 
@@ -605,6 +715,9 @@ impl App {
             }
             return Flow::Continue;
         }
+        if self.overlay.is_some() {
+            return self.on_overlay_key(key, now);
+        }
         match key {
             Key::Char('q') => return Flow::Quit,
             Key::Char('\t') => {
@@ -643,9 +756,42 @@ impl App {
             }
             Key::Char('s') => self.action(true, now),
             Key::Char('x') => self.action(false, now),
+            Key::Char(TIMELINE_KEY) => self.open_timeline(now),
+            Key::Char(INCIDENTS_KEY) => self.open_incidents(now),
             _ => {}
         }
         Flow::Continue
+    }
+
+    /// Keys while the timeline or the incidents view covers the panels.
+    fn on_overlay_key(&mut self, key: Key, _now: Instant) -> Flow {
+        let page = self.log_rows.max(1) as i64;
+        let timeline = matches!(self.overlay, Some(Overlay::Timeline(_)));
+        match key {
+            Key::Char('q') => return Flow::Quit,
+            Key::Esc => self.overlay = None,
+            Key::Char(TIMELINE_KEY) if timeline => self.overlay = None,
+            Key::Char(INCIDENTS_KEY) if !timeline => self.overlay = None,
+            Key::Up | Key::Char('k') if timeline => self.scroll_timeline(-1),
+            Key::Down | Key::Char('j') if timeline => self.scroll_timeline(1),
+            Key::PageUp if timeline => self.scroll_timeline(-page),
+            Key::PageDown if timeline => self.scroll_timeline(page),
+            Key::Home | Key::Char('g') if timeline => self.scroll_timeline(i64::MIN / 2),
+            Key::End | Key::Char('G') if timeline => self.scroll_timeline(i64::MAX / 2),
+            Key::Up | Key::Char('k') => self.move_incident(-1),
+            Key::Down | Key::Char('j') => self.move_incident(1),
+            Key::PageUp => self.scroll_incident(-page),
+            Key::PageDown => self.scroll_incident(page),
+            _ => {}
+        }
+        Flow::Continue
+    }
+
+    /// After `hello` and `snapshot`: what the extensions show, asked anew.
+    fn after_handshake(&mut self, now: Instant) {
+        self.ask_why(now);
+        self.fetch_timeline(now);
+        self.fetch_incidents(now);
     }
 
     fn move_selection(&mut self, delta: i64, now: Instant) {
@@ -856,7 +1002,7 @@ mod tests {
         assert_eq!(sent(&mut app)[0]["name"], "stop_all");
         app.update(Event::Link(LinkState::Lost("reset".into())), now);
         assert!(app.footer.as_ref().unwrap().0.contains("connection lost"));
-        assert!(app.next_deadline().is_none(), "pending commands are dropped, not retried");
+        assert!(app.next_deadline(now).is_none(), "pending commands are dropped, not retried");
         app.update(Event::Link(LinkState::Connecting { attempt: 1 }), now);
         app.update(Event::Link(LinkState::Connected), now);
         app.update(hello(), now);
@@ -1015,7 +1161,7 @@ mod tests {
         app.update(Event::Key(Key::Down), now);
         sent(&mut app);
         app.update(Event::Key(Key::Char('x')), now);
-        assert!(app.next_deadline().unwrap() <= now + COMMAND_TIMEOUT + LOGS_TIMEOUT);
+        assert!(app.next_deadline(now).unwrap() <= now + COMMAND_TIMEOUT + LOGS_TIMEOUT);
         app.update(Event::Resize, now + COMMAND_TIMEOUT);
         assert!(app.footer.as_ref().unwrap().0.contains("timed out"), "{:?}", app.footer);
         assert!(app.busy.is_empty());

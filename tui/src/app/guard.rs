@@ -153,3 +153,98 @@ impl App {
         }
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::super::tests::{connected_to, env, result, sent, t0, EXTENDED};
+    use super::super::{Event, Overlay, Tone, INCIDENTS_KEY};
+    use serde_json::{json, Value};
+    use termion::event::Key;
+
+    /// An incident of `service` as the server sends it (guard.md §3).
+    pub(crate) fn incident(id: &str, service: &str, closed: bool, outcome: Option<&str>) -> Value {
+        json!({"id": id, "service": service, "rule": "runaway", "action": "restart",
+            "dry_run": false, "opened_at": "2026-11-27T10:11:12.000Z",
+            "closed_at": if closed { json!("2026-11-27T10:12:00.000Z") } else { Value::Null },
+            "summary": "cpu 0.98 cores for 30 s and 97 % of 1,840 lines were \"retry <n> failed\"",
+            "evidence": {"threshold": {"cpu": {"above": 0.9}}, "cpu": [0.97, 0.98, 0.99],
+                "rss_bytes": [1048576, 2097152], "template": "retry <n> failed",
+                "template_count": 1790, "lines": 1840,
+                "last_lines": ["retry 1789 failed at 10:11:11", "retry 1790 failed at 10:11:12"]},
+            "outcome": outcome,
+            "close_reason": if closed { json!("clear for 30 s") } else { Value::Null }})
+    }
+
+    fn event(inc: Value) -> Event {
+        env(json!({"type":"event","name":"incident","payload":inc}))
+    }
+
+    #[test]
+    fn open_incidents_are_asked_after_the_handshake_and_mark_their_service() {
+        let mut app = connected_to(&EXTENDED, &[("api", "ready"), ("db", "ready")]);
+        let now = t0();
+        let s = sent(&mut app);
+        assert_eq!(s[1]["name"], "get_incidents");
+        assert_eq!(s[1]["payload"], json!({"open": true}));
+        let data =
+            json!({"incidents": [incident("g-1", "api", false, Some("restarted in 0.4 s"))]});
+        app.update(result(s[1]["id"].as_str().unwrap(), json!({"ok": true, "data": data})), now);
+        assert_eq!(app.open_incidents_of("api"), 1);
+        assert_eq!(app.open_incidents_of("db"), 0);
+        assert!(app.footer.is_none(), "incidents already open when we came are no news");
+    }
+
+    #[test]
+    fn incident_events_reach_the_footer_and_the_marker_goes_when_it_closes() {
+        let mut app = connected_to(&EXTENDED, &[("api", "ready")]);
+        let now = t0();
+        app.update(event(incident("g-1", "api", false, None)), now);
+        let (text, tone) = app.footer.clone().unwrap();
+        assert_eq!(
+            text,
+            "guard: api: runaway (cpu 0.98 cores for 30 s and 97 % of 1,840 lines were \
+             \"retry <n> failed\") → restart"
+        );
+        assert_eq!(tone, Tone::Bad);
+        assert_eq!(app.open_incidents_of("api"), 1);
+        app.update(event(incident("g-1", "api", false, Some("restarted in 0.4 s"))), now);
+        assert_eq!(app.footer.as_ref().unwrap().0, "guard: api: runaway: restarted in 0.4 s");
+        app.update(event(incident("g-1", "api", true, Some("restarted in 0.4 s"))), now);
+        assert_eq!(app.footer.as_ref().unwrap().0, "guard: api: runaway closed (clear for 30 s)");
+        assert_eq!(app.open_incidents_of("api"), 0);
+        assert_eq!(app.incidents.len(), 1, "one incident, by id");
+    }
+
+    #[test]
+    fn a_v1_server_never_gets_get_incidents_and_the_view_says_why() {
+        let mut app = connected_to(&["get_logs"], &[("api", "ready")]);
+        let now = t0();
+        sent(&mut app);
+        app.update(Event::Key(Key::Char(INCIDENTS_KEY)), now);
+        assert!(sent(&mut app).is_empty());
+        assert!(app.overlay.is_none());
+    }
+
+    #[test]
+    fn the_incidents_view_lists_everything_newest_first_and_selects() {
+        let mut app = connected_to(&EXTENDED, &[("api", "ready"), ("db", "ready")]);
+        let now = t0();
+        sent(&mut app);
+        app.update(Event::Key(Key::Char(INCIDENTS_KEY)), now);
+        let s = sent(&mut app);
+        assert_eq!(s[0]["name"], "get_incidents");
+        assert_eq!(s[0]["payload"], json!({}), "all of them, the server's default limit");
+        let mut older = incident("g-1", "db", true, None);
+        older["opened_at"] = json!("2026-11-27T09:00:00.000Z");
+        let data = json!({"incidents": [older, incident("g-2", "api", false, None)]});
+        app.update(result(s[0]["id"].as_str().unwrap(), json!({"ok": true, "data": data})), now);
+        let ids: Vec<&str> = app.incidents_newest_first().iter().map(|i| i.id.as_str()).collect();
+        assert_eq!(ids, ["g-2", "g-1"]);
+        app.update(Event::Key(Key::Down), now);
+        app.update(Event::Key(Key::Down), now);
+        let Some(Overlay::Incidents(v)) = &app.overlay else { panic!("view open") };
+        assert_eq!((v.selected, v.loading), (1, false));
+        app.update(Event::Key(Key::Char(INCIDENTS_KEY)), now);
+        assert!(app.overlay.is_none());
+    }
+}

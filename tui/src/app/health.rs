@@ -267,3 +267,170 @@ impl App {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{connected_to, env, result, sent, t0, EXTENDED};
+    use super::super::{App, Event, Overlay, INCIDENTS_KEY, TIMELINE_KEY};
+    use serde_json::{json, Value};
+    use std::time::{Duration, Instant};
+    use termion::event::Key;
+
+    fn names(s: &[Value]) -> Vec<&str> {
+        s.iter().map(|m| m["name"].as_str().unwrap()).collect()
+    }
+
+    fn status(service: &str, status: &str, extra: Value) -> Event {
+        let mut p = json!({"service": service, "status": status,
+                           "timestamp": "2026-11-27T10:00:00.000Z"});
+        if let (Some(p), Some(extra)) = (p.as_object_mut(), extra.as_object()) {
+            p.extend(extra.clone());
+        }
+        env(json!({"type":"event","name":"service_status","payload":p}))
+    }
+
+    fn stats(cpu: f64) -> Event {
+        env(json!({"type":"event","name":"service_stats","payload":{
+            "timestamp":"2026-11-27T10:00:01.000Z","services":[
+            {"name":"api","cpu":cpu,"rss_bytes":47_185_920,"processes":2,"cpu_seconds":3.5,
+             "restarts":0,"uptime_ms":5000}]}}))
+    }
+
+    fn timeline(why: &str) -> Value {
+        json!({"ok":true,"data":{"entries":[{"timestamp":"2026-11-27T10:00:00.000Z",
+            "service":"api","kind":"status","message":"boot wave 1","status":"starting"}],
+            "why":why}})
+    }
+
+    fn key(app: &mut App, c: char, now: Instant) {
+        app.update(Event::Key(Key::Char(c)), now);
+    }
+
+    #[test]
+    fn a_v1_server_gets_only_v1_commands() {
+        let v1 = ["get_snapshot", "get_logs", "start_service", "stop_service"];
+        let mut app = connected_to(&v1, &[("api", "ready")]);
+        let now = t0();
+        assert_eq!(names(&sent(&mut app)), ["get_logs"]);
+        app.update(Event::Key(Key::Down), now);
+        key(&mut app, TIMELINE_KEY, now);
+        key(&mut app, INCIDENTS_KEY, now);
+        assert_eq!(names(&sent(&mut app)), ["get_logs"], "no why, no timeline, no watch");
+        assert!(app.overlay.is_none());
+        assert!(app.footer.as_ref().unwrap().0.contains("get_incidents"));
+        assert!(!app.watching);
+    }
+
+    #[test]
+    fn stats_are_watched_only_while_the_list_is_on_screen() {
+        let mut app = connected_to(&EXTENDED, &[("api", "ready")]);
+        let now = t0();
+        let s = sent(&mut app);
+        assert_eq!(names(&s), ["get_logs", "get_incidents", "watch_stats"]);
+        assert_eq!(s[2]["payload"], json!({"enabled": true}));
+        app.update(stats(0.5), now);
+        assert_eq!(app.services[0].stats.as_ref().unwrap().rss_bytes, 47_185_920);
+        key(&mut app, TIMELINE_KEY, now);
+        let s = sent(&mut app);
+        assert_eq!(names(&s), ["get_timeline", "watch_stats"]);
+        assert_eq!(s[1]["payload"], json!({"enabled": false}));
+        assert!(app.services[0].stats.is_none(), "no stale numbers when the list comes back");
+        app.update(stats(0.7), now);
+        assert!(app.services[0].stats.is_none(), "a tick already on its way is ignored");
+        app.update(Event::Key(Key::Esc), now);
+        let s = sent(&mut app);
+        assert_eq!((names(&s), &s[0]["payload"]), (vec!["watch_stats"], &json!({"enabled": true})));
+        // The server forgets the watch with the connection; the next one asks again.
+        app.update(Event::Link(crate::event::LinkState::Lost("reset".into())), now);
+        assert!(!app.watching);
+        assert!(sent(&mut app).is_empty(), "nothing to send to a lost connection");
+    }
+
+    #[test]
+    fn the_why_line_is_asked_on_selection_and_on_the_services_own_changes() {
+        let mut app = connected_to(&EXTENDED, &[("api", "starting"), ("db", "starting")]);
+        let now = t0();
+        sent(&mut app);
+        app.update(Event::Key(Key::Down), now);
+        let s = sent(&mut app);
+        assert_eq!(names(&s), ["get_logs", "get_timeline"]);
+        assert_eq!(s[1]["payload"], json!({"service": "api", "limit": 1}));
+        let id = s[1]["id"].as_str().unwrap().to_string();
+        // A change while the answer is on its way: asked again after it, once.
+        app.update(status("api", "running", json!({})), now);
+        app.update(status("api", "running", json!({})), now);
+        app.update(status("db", "ready", json!({})), now);
+        assert!(sent(&mut app).is_empty(), "one why at a time, only for the selection");
+        app.update(result(&id, timeline("waiting for db: starting")), now);
+        assert_eq!(app.why.as_ref().unwrap().text.as_deref(), Some("waiting for db: starting"));
+        let s = sent(&mut app);
+        assert_eq!(names(&s), ["get_timeline"]);
+        // While it waits, the stats tick refreshes it (the probe count grows
+        // without a status event); once ready, ticks do not.
+        app.update(result(s[0]["id"].as_str().unwrap(), timeline("waiting for db: ×3")), now);
+        app.update(stats(0.1), now);
+        let s = sent(&mut app);
+        assert_eq!(names(&s), ["get_timeline"]);
+        app.update(status("api", "ready", json!({})), now);
+        app.update(result(s[0]["id"].as_str().unwrap(), timeline("ready")), now);
+        let s = sent(&mut app);
+        app.update(result(s[0]["id"].as_str().unwrap(), timeline("ready")), now);
+        app.update(stats(0.1), now);
+        assert!(sent(&mut app).is_empty(), "a ready service is not asked again");
+        assert_eq!(app.why.as_ref().unwrap().text.as_deref(), Some("ready"));
+    }
+
+    #[test]
+    fn restart_counts_and_the_countdown_wake_the_screen_only_while_pending() {
+        let mut app = connected_to(&EXTENDED, &[("api", "running")]);
+        let now = t0();
+        sent(&mut app);
+        assert_eq!(app.countdown_tick(now), None, "idle: nothing to wake for");
+        app.update(status("api", "failed", json!({"restarts": 2, "restart_in_ms": 2500})), now);
+        let api = app.services[0].clone();
+        assert_eq!(api.restarts, Some(2));
+        assert_eq!(app.restart_countdown(api.restart_at), Some(3));
+        assert_eq!(app.countdown_tick(now), Some(now + Duration::from_millis(500)));
+        let later = now + Duration::from_millis(1600);
+        app.update(Event::Resize, later);
+        assert_eq!(app.restart_countdown(api.restart_at), Some(1));
+        assert_eq!(app.countdown_tick(later), Some(later + Duration::from_millis(900)));
+        app.update(status("api", "starting", json!({"restarts": 3})), now + Duration::from_secs(3));
+        assert_eq!(app.services[0].restart_at, None);
+        assert_eq!(app.services[0].restarts, Some(3));
+        assert_eq!(app.countdown_tick(now + Duration::from_secs(3)), None);
+    }
+
+    #[test]
+    fn the_timeline_view_opens_follows_the_service_and_closes() {
+        let mut app = connected_to(&EXTENDED, &[("api", "failed"), ("db", "ready")]);
+        let now = t0();
+        sent(&mut app);
+        app.update(Event::Key(Key::Down), now);
+        let why = sent(&mut app)[1]["id"].as_str().unwrap().to_string();
+        app.update(result(&why, timeline("failed: exited")), now);
+        key(&mut app, TIMELINE_KEY, now);
+        let s = sent(&mut app);
+        assert_eq!(s[0]["payload"], json!({"service": "api"}), "the whole timeline (200)");
+        app.update(result(s[0]["id"].as_str().unwrap(), timeline("failed: exited")), now);
+        let Some(Overlay::Timeline(v)) = &app.overlay else { panic!("timeline open") };
+        assert_eq!(
+            (v.entries.len(), v.why.as_deref(), v.loading),
+            (1, Some("failed: exited"), false)
+        );
+        app.update(status("db", "stopped", json!({})), now);
+        assert!(sent(&mut app).is_empty(), "another service's change is not this timeline's");
+        app.update(status("api", "starting", json!({})), now);
+        let s = sent(&mut app);
+        assert_eq!(names(&s), ["get_timeline", "get_timeline"], "the why line and the view");
+        key(&mut app, 'j', now);
+        key(&mut app, 'x', now);
+        assert!(sent(&mut app).is_empty(), "keys of the panels do nothing under the view");
+        key(&mut app, TIMELINE_KEY, now);
+        assert!(app.overlay.is_none());
+        assert_eq!(names(&sent(&mut app)), ["watch_stats"]);
+        key(&mut app, TIMELINE_KEY, now);
+        key(&mut app, 'q', now);
+        assert_eq!(app.update(Event::Key(Key::Char('q')), now), super::super::Flow::Quit);
+    }
+}

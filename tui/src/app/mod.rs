@@ -12,6 +12,12 @@ mod guard;
 mod health;
 
 pub use guard::IncidentsView;
+/// Fixtures the screen tests share with the app's tests.
+#[cfg(test)]
+pub(crate) mod tests_support {
+    pub(crate) use super::guard::tests::incident;
+    pub(crate) use super::tests::EXTENDED;
+}
 pub use health::{TimelineView, Why};
 
 use crate::event::{Event, LinkState};
@@ -876,41 +882,41 @@ impl App {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::event::LinkState;
     use serde_json::{json, Value};
 
-    fn t0() -> Instant {
+    pub(super) fn t0() -> Instant {
         Instant::now()
     }
 
-    fn env(v: Value) -> Event {
+    pub(super) fn env(v: Value) -> Event {
         Event::Server(serde_json::from_value(v).unwrap())
     }
 
-    fn hello() -> Event {
+    pub(super) fn hello() -> Event {
         env(json!({"type":"event","name":"hello","payload":{
             "protocol_version":1,"server":"flowlayer","capabilities":["get_logs"],
             "instance_id":"i-1","future_field":true}}))
     }
 
-    fn snapshot(services: &[(&str, &str)]) -> Event {
+    pub(super) fn snapshot(services: &[(&str, &str)]) -> Event {
         let list: Vec<Value> =
             services.iter().map(|(n, s)| json!({"name": n, "status": s})).collect();
         env(json!({"type":"event","name":"snapshot","payload":{"services": list}}))
     }
 
-    fn log(seq: u64, service: &str, msg: &str) -> Event {
+    pub(super) fn log(seq: u64, service: &str, msg: &str) -> Event {
         env(json!({"type":"event","name":"log","payload":{"seq":seq,"service":service,
             "phase":"running","stream":"stdout","message":msg,"timestamp":"2026-11-27T10:00:00.000Z"}}))
     }
 
-    fn result(id: &str, payload: Value) -> Event {
+    pub(super) fn result(id: &str, payload: Value) -> Event {
         env(json!({"type":"result","id":id,"payload":payload}))
     }
 
-    fn entries(seqs: &[u64], service: &str) -> Value {
+    pub(super) fn entries(seqs: &[u64], service: &str) -> Value {
         Value::Array(
             seqs.iter()
                 .map(|s| {
@@ -922,13 +928,42 @@ mod tests {
     }
 
     /// Answers the `get_logs` command `id` with entries of `api`.
-    fn page(app: &mut App, id: &str, seqs: &[u64], truncated: bool, limit: u64) {
+    pub(super) fn page(app: &mut App, id: &str, seqs: &[u64], truncated: bool, limit: u64) {
         let data = json!({"entries": entries(seqs, "api"), "truncated": truncated,
                           "effective_limit": limit});
         app.update(result(id, json!({"ok": true, "data": data})), t0());
     }
 
-    fn connected(services: &[(&str, &str)]) -> App {
+    /// Every command a server with service health and the guard serves.
+    pub(crate) const EXTENDED: [&str; 11] = [
+        "get_snapshot",
+        "get_logs",
+        "start_service",
+        "stop_service",
+        "restart_service",
+        "start_all",
+        "stop_all",
+        "get_stats",
+        "watch_stats",
+        "get_timeline",
+        "get_incidents",
+    ];
+
+    /// A client through the handshake with a server that serves `caps`.
+    pub(super) fn connected_to(caps: &[&str], services: &[(&str, &str)]) -> App {
+        let mut app = App::new("127.0.0.1:1".into(), None, false);
+        let now = t0();
+        app.update(Event::Link(LinkState::Connected), now);
+        app.update(
+            env(json!({"type":"event","name":"hello","payload":{
+            "protocol_version":1,"server":"flowlayer","capabilities":caps}})),
+            now,
+        );
+        app.update(snapshot(services), now);
+        app
+    }
+
+    pub(super) fn connected(services: &[(&str, &str)]) -> App {
         let mut app = App::new("127.0.0.1:1".into(), Some("tok".into()), false);
         let now = t0();
         app.update(Event::Link(LinkState::Connected), now);
@@ -938,7 +973,7 @@ mod tests {
     }
 
     /// `api` ready, its all-logs view loaded with `seqs` (the whole history).
-    fn all_logs_with(seqs: &[u64]) -> App {
+    pub(super) fn all_logs_with(seqs: &[u64]) -> App {
         let mut app = connected(&[("api", "ready")]);
         let id = sent_id(&mut app);
         page(&mut app, &id, seqs, false, 100);
@@ -946,15 +981,15 @@ mod tests {
     }
 
     /// The id of the first request the app sent since the last look.
-    fn sent_id(app: &mut App) -> String {
+    pub(super) fn sent_id(app: &mut App) -> String {
         sent(app)[0]["id"].as_str().unwrap().to_string()
     }
 
-    fn sent(app: &mut App) -> Vec<Value> {
+    pub(super) fn sent(app: &mut App) -> Vec<Value> {
         app.take_requests().iter().map(|r| serde_json::from_str(&r.frame).unwrap()).collect()
     }
 
-    fn seqs(app: &App) -> Vec<u64> {
+    pub(super) fn seqs(app: &App) -> Vec<u64> {
         app.view.entries.iter().map(|e| e.seq).collect()
     }
 

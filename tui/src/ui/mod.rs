@@ -47,19 +47,12 @@ fn areas(area: Rect, app: &App) -> Areas {
     ])
     .areas(area);
     let longest = app.services.iter().map(|s| s.name.chars().count()).max().unwrap_or(8);
-    // Room for what the extensions add to a row, only when some row shows it.
-    let mut extra = 0;
-    if app.watching {
-        extra += services::STATS_WIDTH;
+    let width = match services::extension_width(app) {
+        // What the V1 client has always drawn.
+        None => ((longest + 14) as u16).clamp(22, 36),
+        Some(right) => ((2 + longest + 1 + right + 2) as u16).clamp(22, 52),
     }
-    if app.services.iter().any(|s| s.restarts.is_some_and(|n| n > 0) || s.restart_at.is_some()) {
-        extra += services::RESTART_WIDTH;
-    }
-    if app.services.iter().any(|s| app.open_incidents_of(&s.name) > 0) {
-        extra += services::MARKER_WIDTH;
-    }
-    let max = if extra > 0 { 52 } else { 36 };
-    let width = ((longest + 14 + extra) as u16).clamp(22, max).min(main.width / 2);
+    .min(main.width / 2);
     let [services, logs] =
         Layout::horizontal([Constraint::Length(width), Constraint::Min(10)]).areas(main);
     Areas { main, services, logs, why: (why_rows > 0).then_some(why), footer }

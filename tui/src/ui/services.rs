@@ -14,10 +14,32 @@ use ratatui::Frame;
 
 /// Width of the CPU and memory columns with their separating spaces.
 pub const STATS_WIDTH: usize = 11;
-/// Room the restart count and countdown need (` ↻12 30s`).
-pub const RESTART_WIDTH: usize = 8;
 /// Room the incident marker needs (`! `).
 pub const MARKER_WIDTH: usize = 2;
+/// Room a countdown needs at most (` 99s`), so the panel does not shrink each second.
+const COUNTDOWN_WIDTH: usize = 4;
+
+/// The widest right-hand part of a row (badge, marker, restarts, columns) when
+/// an extension adds to it; `None` when every row is as the V1 client draws it.
+pub fn extension_width(app: &App) -> Option<usize> {
+    let mut extended = app.watching;
+    let widest = app
+        .services
+        .iter()
+        .map(|s| {
+            let restarts = s.restarts.filter(|n| *n > 0).map_or(0, |n| 2 + n.to_string().len());
+            let countdown = if s.restart_at.is_some() { COUNTDOWN_WIDTH } else { 0 };
+            let marker = if app.open_incidents_of(&s.name) > 0 { MARKER_WIDTH } else { 0 };
+            extended |= restarts + countdown + marker > 0;
+            // `… ` while a command is in flight, as the V1 client also shows.
+            let busy = if app.busy.contains(&s.name) { 2 } else { 0 };
+            busy + s.status.as_str().len() + restarts + countdown + marker
+        })
+        .max()
+        .unwrap_or(0);
+    let stats = if app.watching { STATS_WIDTH } else { 0 };
+    extended.then_some(widest + stats)
+}
 
 /// CPU as a share of one core (`12%`, `198%`), the way `top` counts.
 pub fn cpu_text(cores: f64) -> String {

@@ -203,3 +203,88 @@ fn client_command_line_version_help_and_errors() {
         assert!(err.starts_with("Error: ") && err.contains("Usage:"), "{bad:?}: {err}");
     }
 }
+
+/// The services panel's part of a screen row.
+fn panel(row: &str) -> &str {
+    row.split('│').nth(1).unwrap_or("")
+}
+
+/// The number before `%` in a services row (the CPU column), if any.
+fn cpu_percent(row: &str) -> Option<u32> {
+    panel(row).split_whitespace().find_map(|w| w.strip_suffix('%')?.parse().ok())
+}
+
+/// The number before `M` in a services row (the memory column), if any.
+fn mem_mib(row: &str) -> Option<u32> {
+    panel(row).split_whitespace().find_map(|w| w.strip_suffix('M')?.parse().ok())
+}
+
+#[test]
+fn issue_12_cpu_and_memory_columns_show_numbers_for_a_busy_service() {
+    let mut s = Server::start("tests/spin.jsonc");
+    s.wait_started();
+    let t = Tmux::start(&format!("{} -addr {} -token {}", tui().display(), s.addr(), s.token));
+    t.wait("the spinner's core and the holder's memory", |sc| {
+        sc.contains("cpu   mem")
+            && cpu_percent(Tmux::row(sc, "spin")).is_some_and(|p| p >= 10)
+            && mem_mib(Tmux::row(sc, "hold")).is_some_and(|m| m >= 90)
+    });
+    // Seen: give the core back to the tests running beside this one.
+    t.keys(&["Down", "Down", "Down", "x"]);
+    t.wait("spin stopped", |sc| Tmux::row(sc, "spin").contains("stopped"));
+    t.wait("no numbers for a stopped service", |sc| cpu_percent(Tmux::row(sc, "spin")).is_none());
+    // A view over the list: the columns (and the server's sampling) stop.
+    t.keys(&["t"]);
+    t.wait("timeline of spin", |sc| sc.contains("timeline: spin") && !sc.contains("cpu   mem"));
+    t.keys(&["Escape"]);
+    t.wait("columns back", |sc| sc.contains("cpu   mem") && sc.contains("│› spin "));
+    s.shutdown();
+}
+
+#[test]
+fn issue_12_the_why_line_of_a_waiting_service_and_its_timeline() {
+    let vars = [("P1", free_port().to_string())];
+    let mut s = Server::start_with("tests/waiting.jsonc", Opts { vars: &vars, ..Opts::default() });
+    let t = Tmux::start(&format!("{} -addr {} -token {}", tui().display(), s.addr(), s.token));
+    t.wait("connected", |sc| sc.contains("● connected") && sc.contains("│  api "));
+    t.keys(&["Down"]);
+    // The line follows the probe's count as it grows, without a status event.
+    let refused =
+        format!("why api: waiting for db: running, not ready: tcp 127.0.0.1:{}", vars[0].1);
+    t.wait("the why line with a count", |sc| {
+        sc.contains(&refused) && sc.contains("connection refused ×")
+    });
+    t.keys(&["t"]);
+    t.wait("the timeline", |sc| {
+        sc.contains("timeline: api")
+            && sc.contains("why waiting for db")
+            && sc.contains(" waiting ")
+    });
+    t.keys(&["t"]);
+    t.wait("back to the panels", |sc| sc.contains("logs: api") && sc.contains(&refused));
+    t.keys(&["q"]);
+    wait_until(T, "client exit", || !t.screen().contains("services"));
+    s.shutdown();
+}
+
+#[test]
+fn keys_stay_responsive_during_a_log_flood() {
+    let mut s = Server::start("tests/flood_live.jsonc");
+    s.wait_started();
+    let t = Tmux::start(&format!("{} -addr {} -token {}", tui().display(), s.addr(), s.token));
+    t.wait("the flood on screen", |sc| sc.contains("FLOOD1:") && sc.contains("● connected"));
+    // Move while it floods: the selection and its logs follow the keys.
+    t.keys(&["Down", "Down"]);
+    t.wait("flood selected while flooding", |sc| {
+        sc.contains("│› flood ")
+            && sc.contains("logs: flood")
+            && Tmux::row(sc, "flood").contains("running")
+    });
+    t.keys(&["Up"]);
+    t.wait("api selected", |sc| sc.contains("│› api ") && sc.contains("logs: api"));
+    t.keys(&["Down", "x"]);
+    t.wait("the flood stopped from the keyboard", |sc| {
+        Tmux::row(sc, "flood").contains("stopped") && sc.contains("stop flood: ok")
+    });
+    s.shutdown();
+}

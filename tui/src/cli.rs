@@ -103,6 +103,8 @@ Keys:
   s            start, or restart a running service (all logs: start_all)
   x            stop (all logs: stop_all)
   i            connection info
+  t            timeline of the selection, with why it is not up (servers with get_timeline)
+  !            guard incidents and their evidence (servers with get_incidents)
 ",
         env!("CARGO_PKG_VERSION")
     )

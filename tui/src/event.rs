@@ -1,6 +1,8 @@
-//! Everything the UI thread reacts to. Produced by the input, signal and link
-//! threads; consumed by `App::update`.
+//! Everything the UI thread reacts to. Produced by the input, signal, link and
+//! stacks threads; consumed by `Cockpit::update`, and by `App::update` for
+//! what concerns one server.
 
+use crate::cockpit::{Running, Stopped};
 use flowlayer_protocol::{LogEntry, ServerMessage};
 use termion::event::Key;
 
@@ -20,6 +22,20 @@ pub enum Event {
     Resize,
     /// SIGTERM/SIGHUP/SIGINT, or stdin closed: leave cleanly.
     Quit,
+    /// The stacks of the runtime directory, read anew (stacks.md §1).
+    #[allow(
+        dead_code,
+        reason = "sent by the runtime directory's watcher, which comes with the stacks registry"
+    )]
+    Stacks {
+        running: Vec<Running>,
+        recent: Vec<Stopped>,
+    },
+    /// How stopping or starting a stack went.
+    StackAction {
+        text: String,
+        ok: bool,
+    },
 }
 
 /// The connection as the link thread sees it.

@@ -1,18 +1,89 @@
-//! The link to the server: thread `link` connects (with backoff), reads frames
-//! and hands them to the UI; thread `link-writer` sends the UI's commands.
+//! The link to one server: thread `link:<n>` connects (with backoff), reads
+//! frames and hands them to the UI tagged with the link's id; thread
+//! `link-writer:<n>` sends the UI's commands. One link per stack shown.
 //!
 //! Both share one socket through `Shared`: reads come from one clone, every write
 //! (ours, and tungstenite's automatic pongs) goes whole through one mutex, so two
 //! frames never interleave. The reader blocks in `read` and the writer in `recv`:
-//! nothing wakes while nothing happens.
+//! nothing wakes while nothing happens. A link that is closed (its stack
+//! stopped) shuts its socket down, which ends both threads.
 
 use crate::event::{Event, LinkState};
 use crossbeam_channel::{Receiver, Sender};
 use flowlayer_protocol::{read_log_event, ServerMessage};
 use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::{Shutdown, TcpStream, ToSocketAddrs};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// Which link an event came from: one per stack the client shows.
+pub type LinkId = u64;
+
+/// How to reach a server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// The session API over TCP, with the bearer token when there is one.
+    Tcp { addr: String, token: Option<String> },
+    /// The server's local control socket: the kernel checks who connects, no token.
+    Unix { path: PathBuf },
+}
+
+/// A connected socket of either kind.
+enum Sock {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Sock {
+    fn try_clone(&self) -> std::io::Result<Sock> {
+        match self {
+            Sock::Tcp(s) => s.try_clone().map(Sock::Tcp),
+            Sock::Unix(s) => s.try_clone().map(Sock::Unix),
+        }
+    }
+
+    fn set_read_timeout(&self, t: Option<Duration>) -> std::io::Result<()> {
+        match self {
+            Sock::Tcp(s) => s.set_read_timeout(t),
+            Sock::Unix(s) => s.set_read_timeout(t),
+        }
+    }
+
+    fn shutdown(&self) {
+        // Closing anyway: a socket already gone needs no shutdown.
+        let _ = match self {
+            Sock::Tcp(s) => s.shutdown(Shutdown::Both),
+            Sock::Unix(s) => s.shutdown(Shutdown::Both),
+        };
+    }
+}
+
+impl Read for Sock {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Sock::Tcp(s) => s.read(buf),
+            Sock::Unix(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Sock {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Sock::Tcp(s) => s.write(buf),
+            Sock::Unix(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Sock::Tcp(s) => s.flush(),
+            Sock::Unix(s) => s.flush(),
+        }
+    }
+}
 use tungstenite::client::IntoClientRequest;
 use tungstenite::protocol::Role;
 use tungstenite::{Message, WebSocket};
@@ -29,8 +100,8 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A socket whose writes are serialised across the reader and the writer.
 struct Shared {
-    read: TcpStream,
-    write: Arc<Mutex<TcpStream>>,
+    read: Sock,
+    write: Arc<Mutex<Sock>>,
 }
 
 impl Read for Shared {
@@ -59,24 +130,61 @@ pub struct Outgoing {
     pub frame: String,
 }
 
-pub fn spawn_link(
-    addr: String,
-    token: Option<String>,
-    events: Sender<Event>,
-) -> std::io::Result<Sender<Outgoing>> {
-    let slot: Slot = Arc::new(Mutex::new(None));
-    let (tx, rx) = crossbeam_channel::unbounded();
-    let (w_slot, w_events) = (slot.clone(), events.clone());
-    std::thread::Builder::new()
-        .name("link-writer".into())
-        .spawn(move || run_writer(rx, w_slot, w_events))?;
-    std::thread::Builder::new()
-        .name("link".into())
-        .spawn(move || run_reader(addr, token, slot, events))?;
-    Ok(tx)
+/// Events of one link, tagged with its id.
+#[derive(Clone)]
+struct Tagged {
+    id: LinkId,
+    events: Sender<(LinkId, Event)>,
 }
 
-fn run_writer(rx: Receiver<Outgoing>, slot: Slot, events: Sender<Event>) {
+impl Tagged {
+    fn send(&self, ev: Event) -> bool {
+        self.events.send((self.id, ev)).is_ok()
+    }
+}
+
+/// A running link: where its commands go, and how to end it.
+pub struct Link {
+    pub commands: Sender<Outgoing>,
+    closed: Arc<AtomicBool>,
+    socket: Arc<Mutex<Option<Sock>>>,
+}
+
+impl Link {
+    /// Ends the link: no more reconnects, the socket is shut down, both
+    /// threads end (the reader at once, the writer once `self` is dropped).
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        if let Ok(s) = self.socket.lock() {
+            if let Some(s) = s.as_ref() {
+                s.shutdown();
+            }
+        }
+    }
+}
+
+pub fn spawn_link(
+    id: LinkId,
+    target: Target,
+    events: Sender<(LinkId, Event)>,
+) -> std::io::Result<Link> {
+    let slot: Slot = Arc::new(Mutex::new(None));
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let tagged = Tagged { id, events };
+    let closed = Arc::new(AtomicBool::new(false));
+    let socket = Arc::new(Mutex::new(None));
+    let (w_slot, w_events) = (slot.clone(), tagged.clone());
+    std::thread::Builder::new()
+        .name(format!("link-writer:{id}"))
+        .spawn(move || run_writer(rx, w_slot, w_events))?;
+    let (r_closed, r_socket) = (closed.clone(), socket.clone());
+    std::thread::Builder::new()
+        .name(format!("link:{id}"))
+        .spawn(move || run_reader(target, slot, tagged, r_closed, r_socket))?;
+    Ok(Link { commands: tx, closed, socket })
+}
+
+fn run_writer(rx: Receiver<Outgoing>, slot: Slot, events: Tagged) {
     for out in rx {
         let sent = match slot.lock() {
             Ok(mut guard) => match guard.as_mut() {
@@ -85,25 +193,40 @@ fn run_writer(rx: Receiver<Outgoing>, slot: Slot, events: Sender<Event>) {
             },
             Err(_) => false,
         };
-        if !sent && events.send(Event::SendFailed { id: out.id }).is_err() {
+        if !sent && !events.send(Event::SendFailed { id: out.id }) {
             return;
         }
     }
 }
 
-fn run_reader(addr: String, token: Option<String>, slot: Slot, events: Sender<Event>) {
+fn run_reader(
+    target: Target,
+    slot: Slot,
+    events: Tagged,
+    closed: Arc<AtomicBool>,
+    socket: Arc<Mutex<Option<Sock>>>,
+) {
     let mut attempt: u32 = 0;
     loop {
-        if events.send(Event::Link(LinkState::Connecting { attempt })).is_err() {
+        if closed.load(Ordering::SeqCst)
+            || !events.send(Event::Link(LinkState::Connecting { attempt }))
+        {
             return;
         }
-        match connect(&addr, token.as_deref()) {
-            Ok((mut reader, writer)) => {
+        match connect(&target) {
+            Ok((mut reader, writer, raw)) => {
+                if let Ok(mut s) = socket.lock() {
+                    *s = Some(raw);
+                }
+                // Closed while connecting: the shutdown missed this socket.
+                if closed.load(Ordering::SeqCst) {
+                    return;
+                }
                 if let Ok(mut s) = slot.lock() {
                     *s = Some(writer);
                 }
                 attempt = 0;
-                if events.send(Event::Link(LinkState::Connected)).is_err() {
+                if !events.send(Event::Link(LinkState::Connected)) {
                     return;
                 }
                 let why = loop {
@@ -118,7 +241,7 @@ fn run_reader(addr: String, token: Option<String>, slot: Slot, events: Sender<Ev
                                 }
                             };
                             if let Some(ev) = ev {
-                                if events.send(ev).is_err() {
+                                if !events.send(ev) {
                                     return;
                                 }
                             }
@@ -135,12 +258,13 @@ fn run_reader(addr: String, token: Option<String>, slot: Slot, events: Sender<Ev
                 if let Ok(mut s) = slot.lock() {
                     *s = None;
                 }
-                if events.send(Event::Link(LinkState::Lost(why))).is_err() {
+                if closed.load(Ordering::SeqCst) || !events.send(Event::Link(LinkState::Lost(why)))
+                {
                     return;
                 }
             }
             Err(state) => {
-                if events.send(Event::Link(state)).is_err() {
+                if closed.load(Ordering::SeqCst) || !events.send(Event::Link(state)) {
                     return;
                 }
             }
@@ -150,24 +274,38 @@ fn run_reader(addr: String, token: Option<String>, slot: Slot, events: Sender<Ev
     }
 }
 
-fn connect(
-    addr: &str,
-    token: Option<&str>,
-) -> Result<(WebSocket<Shared>, WebSocket<Shared>), LinkState> {
+/// A socket to `target`, and the URL and token of its WebSocket handshake.
+fn open(target: &Target) -> Result<(Sock, String, Option<&str>), LinkState> {
     let unreachable = |e: &dyn std::fmt::Display| LinkState::Unreachable(e.to_string());
-    let target = addr
-        .to_socket_addrs()
-        .map_err(|e| unreachable(&e))?
-        .next()
-        .ok_or_else(|| LinkState::Unreachable(format!("cannot resolve {addr}")))?;
-    let stream =
-        TcpStream::connect_timeout(&target, CONNECT_TIMEOUT).map_err(|e| unreachable(&e))?;
-    let _ = stream.set_nodelay(true);
+    match target {
+        Target::Tcp { addr, token } => {
+            let to = addr
+                .to_socket_addrs()
+                .map_err(|e| unreachable(&e))?
+                .next()
+                .ok_or_else(|| LinkState::Unreachable(format!("cannot resolve {addr}")))?;
+            let stream =
+                TcpStream::connect_timeout(&to, CONNECT_TIMEOUT).map_err(|e| unreachable(&e))?;
+            // Commands are small and answered one by one: no Nagle delay.
+            let _ = stream.set_nodelay(true);
+            Ok((Sock::Tcp(stream), format!("ws://{addr}/ws"), token.as_deref()))
+        }
+        Target::Unix { path } => {
+            let stream = UnixStream::connect(path).map_err(|e| unreachable(&e))?;
+            Ok((Sock::Unix(stream), "ws://localhost/ws".into(), None))
+        }
+    }
+}
+
+fn connect(target: &Target) -> Result<(WebSocket<Shared>, WebSocket<Shared>, Sock), LinkState> {
+    let unreachable = |e: &dyn std::fmt::Display| LinkState::Unreachable(e.to_string());
+    let (stream, url, token) = open(target)?;
     stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT)).map_err(|e| unreachable(&e))?;
     let write = Arc::new(Mutex::new(stream.try_clone().map_err(|e| unreachable(&e))?));
     let reader_io =
         Shared { read: stream.try_clone().map_err(|e| unreachable(&e))?, write: write.clone() };
-    let mut req = format!("ws://{addr}/ws").into_client_request().map_err(|e| unreachable(&e))?;
+    let raw = stream.try_clone().map_err(|e| unreachable(&e))?;
+    let mut req = url.into_client_request().map_err(|e| unreachable(&e))?;
     if let Some(t) = token {
         let value = format!("Bearer {t}").parse().map_err(|_| LinkState::InvalidToken)?;
         req.headers_mut().insert("Authorization", value);
@@ -185,5 +323,5 @@ fn connect(
     stream.set_read_timeout(None).map_err(|e| unreachable(&e))?;
     let writer_io = Shared { read: stream, write };
     let writer = WebSocket::from_raw_socket(writer_io, Role::Client, None);
-    Ok((reader, writer))
+    Ok((reader, writer, raw))
 }

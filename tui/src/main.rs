@@ -1,21 +1,27 @@
 //! flowlayer-client-tui: parse the command line, set up the terminal (restored on
-//! exit and on panic), start the input, signal and link threads, then run the UI
-//! loop: wait for an event, drain pending ones into `App::update` (keys first,
-//! server events for at most one frame's time), draw once.
+//! exit and on panic), start the input and signal threads, then run the UI
+//! loop: carry out the cockpit's effects (start and end links, stop or start a
+//! stack), wait for an event, drain pending ones into `Cockpit::update` (keys
+//! first, server events for at most one frame's time), draw once.
 
 mod app;
 mod cli;
+mod cockpit;
 mod config;
 mod event;
 mod input;
 mod link;
+mod stacks;
 mod ui;
 
 use app::{App, Flow};
-use crossbeam_channel::Receiver;
+use cockpit::{Cockpit, Effect};
+use crossbeam_channel::{Receiver, Sender};
 use event::Event;
+use link::{Link, LinkId, Target};
 use ratatui::backend::TermionBackend;
 use ratatui::Terminal;
+use std::collections::HashMap;
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -46,10 +52,17 @@ fn main() -> ExitCode {
         },
         None => config::Session::default(),
     };
-    let addr = args.addr.or(from_config.addr).unwrap_or_else(|| DEFAULT_ADDR.to_string());
-    let token = args.token.or(from_config.token);
     let color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    match run(App::new(addr, token, color)) {
+    let cockpit = match stacks::several(&args) {
+        Some(dir) => Cockpit::multi(dir, color),
+        None => {
+            let addr = args.addr.or(from_config.addr).unwrap_or_else(|| DEFAULT_ADDR.to_string());
+            let token = args.token.or(from_config.token);
+            let target = Target::Tcp { addr: addr.clone(), token: token.clone() };
+            Cockpit::single(App::new(addr, token, color), target)
+        }
+    };
+    match run(cockpit) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("Error: {e}");
@@ -72,26 +85,60 @@ const LINK_QUEUE: usize = 8192;
 /// Longest the UI spends applying server events before it draws and reads keys.
 const FRAME_BUDGET: Duration = Duration::from_millis(16);
 
+/// Something for the UI thread: a key, a signal or a stack (`Local`), or what
+/// a link heard.
+enum Next {
+    Local(Event),
+    Link(LinkId, Event),
+}
+
 /// The next event: keys and signals first; `None` when `deadline` passed.
 fn next_event(
     input: &Receiver<Event>,
-    link: &Receiver<Event>,
+    link: &Receiver<(LinkId, Event)>,
     deadline: Option<Instant>,
-) -> Option<Event> {
+) -> Option<Next> {
     let timeout = deadline.map_or_else(crossbeam_channel::never, crossbeam_channel::at);
-    let got = crossbeam_channel::select_biased! {
-        recv(input) -> m => m,
-        recv(link) -> m => m,
-        recv(timeout) -> _ => return None,
-    };
-    Some(got.unwrap_or(Event::Quit))
+    crossbeam_channel::select_biased! {
+        recv(input) -> m => Some(Next::Local(m.unwrap_or(Event::Quit))),
+        recv(link) -> m => Some(m.map_or(Next::Local(Event::Quit), |(id, ev)| Next::Link(id, ev))),
+        recv(timeout) -> _ => None,
+    }
 }
 
-fn run(mut app: App) -> std::io::Result<()> {
+/// Carries out what the cockpit asked for.
+fn apply(
+    effects: Vec<Effect>,
+    links: &mut HashMap<LinkId, Link>,
+    link_tx: &Sender<(LinkId, Event)>,
+    local: &Sender<Event>,
+) -> std::io::Result<()> {
+    for e in effects {
+        match e {
+            Effect::Connect { link, target } => {
+                links.insert(link, link::spawn_link(link, target, link_tx.clone())?);
+            }
+            Effect::Close { link } => {
+                if let Some(l) = links.remove(&link) {
+                    l.close();
+                }
+            }
+            Effect::Stop(info) => stacks::stop(&info, local),
+            Effect::Start { name, config } => stacks::start(name, config, local.clone()),
+        }
+    }
+    Ok(())
+}
+
+fn run(mut cockpit: Cockpit) -> std::io::Result<()> {
     let (input_tx, input_rx) = crossbeam_channel::unbounded::<Event>();
-    let (link_tx, link_rx) = crossbeam_channel::bounded::<Event>(LINK_QUEUE);
+    let (link_tx, link_rx) = crossbeam_channel::bounded::<(LinkId, Event)>(LINK_QUEUE);
+    let mut links: HashMap<LinkId, Link> = HashMap::new();
     input::spawn_signals(input_tx.clone())?;
-    let link = link::spawn_link(app.addr.clone(), app.token.clone(), link_tx)?;
+    if cockpit.multi {
+        stacks::spawn_watch(input_tx.clone())?;
+    }
+    apply(cockpit.take_effects(), &mut links, &link_tx, &input_tx)?;
     let stdout = std::io::stdout().into_raw_mode()?.into_alternate_screen()?;
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
@@ -103,32 +150,50 @@ fn run(mut app: App) -> std::io::Result<()> {
     }));
     let mut terminal = Terminal::new(TermionBackend::new(stdout))?;
     terminal.hide_cursor()?;
-    input::spawn_input(input_tx)?;
+    input::spawn_input(input_tx.clone())?;
     loop {
-        app.log_rows = ui::log_rows(terminal.size()?.into(), &app);
-        terminal.draw(|f| ui::render(f, &app))?;
-        // Sleep until an event, or until the earliest command deadline.
-        let mut flow = match next_event(&input_rx, &link_rx, app.next_deadline(Instant::now())) {
-            Some(ev) => app.update(ev, Instant::now()),
-            None => app.update(Event::Resize, Instant::now()),
+        let area = ui::stacks::app_area(terminal.size()?.into(), &cockpit);
+        if let Some(app) = cockpit.app_mut() {
+            app.log_rows = ui::log_rows(area, app);
+        }
+        terminal.draw(|f| ui::stacks::render(f, &cockpit))?;
+        // Sleep until an event, or until the earliest deadline.
+        let step = |c: &mut Cockpit, next: Next| match next {
+            Next::Local(ev) => c.update(ev, Instant::now()),
+            Next::Link(id, ev) => c.update_link(id, ev, Instant::now()),
+        };
+        let mut flow = match next_event(&input_rx, &link_rx, cockpit.next_deadline(Instant::now()))
+        {
+            Some(next) => step(&mut cockpit, next),
+            None => cockpit.update(Event::Resize, Instant::now()),
         };
         // Drain, then draw once: keys first, then server events for at most one
         // frame's time, so a flood can neither freeze the screen nor the keys.
         let budget = Instant::now() + FRAME_BUDGET;
         while flow == Flow::Continue {
-            let ev = match input_rx.try_recv() {
-                Ok(ev) => ev,
+            let next = match input_rx.try_recv() {
+                Ok(ev) => Next::Local(ev),
                 Err(_) if Instant::now() >= budget => break,
                 Err(_) => match link_rx.try_recv() {
-                    Ok(ev) => ev,
+                    Ok((id, ev)) => Next::Link(id, ev),
                     Err(_) => break,
                 },
             };
-            flow = app.update(ev, Instant::now());
+            flow = step(&mut cockpit, next);
         }
-        for req in app.take_requests() {
-            // The writer thread lives as long as the process.
-            let _ = link.send(link::Outgoing { id: req.id, frame: req.frame });
+        apply(cockpit.take_effects(), &mut links, &link_tx, &input_tx)?;
+        for (id, app) in cockpit.apps_mut() {
+            for req in app.take_requests() {
+                match links.get(&id) {
+                    // The writer thread lives as long as its link.
+                    Some(l) => {
+                        let _ = l.commands.send(link::Outgoing { id: req.id, frame: req.frame });
+                    }
+                    None => {
+                        app.update(Event::SendFailed { id: req.id }, Instant::now());
+                    }
+                }
+            }
         }
         if flow == Flow::Quit {
             break;

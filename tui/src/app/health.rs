@@ -136,14 +136,16 @@ impl App {
         }
     }
 
-    /// `watch_stats` on exactly while the services list is on screen and the
-    /// server serves it; the server samples nothing for this client otherwise.
+    /// `watch_stats` on exactly while the services list is on screen (its stack
+    /// shown, no view over it) and the server serves it; the server samples
+    /// nothing for this client otherwise.
     pub(super) fn sync_watch(&mut self, now: Instant) {
         if !self.ready {
             self.watching = false;
             return;
         }
-        let wanted = self.serves(CommandName::WatchStats) && self.overlay.is_none();
+        let wanted =
+            self.serves(CommandName::WatchStats) && self.overlay.is_none() && self.is_visible();
         if wanted == self.watching {
             return;
         }

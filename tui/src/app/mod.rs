@@ -220,6 +220,11 @@ pub struct App {
     pub incidents: Vec<Incident>,
     /// The time of the latest event, for what the screen counts down.
     pub clock: Instant,
+    /// One of several stacks: the footer leaves the address to the stack bar and
+    /// hints the stack keys.
+    pub multi: bool,
+    /// This server's stack is on screen (several stacks: only one is).
+    visible: bool,
 }
 
 /// `code: message` of a rejection or failure, or `fallback` without an error.
@@ -260,6 +265,8 @@ impl App {
             overlay: None,
             incidents: Vec::new(),
             clock: Instant::now(),
+            multi: false,
+            visible: true,
         }
     }
 
@@ -285,6 +292,22 @@ impl App {
 
     fn say(&mut self, text: impl Into<String>, tone: Tone) {
         self.footer = Some((text.into(), tone));
+    }
+
+    /// A message from outside this server's link (a stack started or stopped).
+    pub fn notify(&mut self, text: String, tone: Tone) {
+        self.say(text, tone);
+    }
+
+    /// Puts this server's stack on screen or off it: only a stack on screen
+    /// watches stats.
+    pub fn set_visible(&mut self, visible: bool, now: Instant) {
+        self.visible = visible;
+        self.sync_watch(now);
+    }
+
+    pub fn is_visible(&self) -> bool {
+        self.visible
     }
 
     fn send(&mut self, cmd: Command, what: Pending, now: Instant) -> String {
@@ -330,6 +353,8 @@ impl App {
             }
             Event::Resize => Flow::Continue,
             Event::Quit => Flow::Quit,
+            // The cockpit's: never reach a server's client.
+            Event::Stacks { .. } | Event::StackAction { .. } => Flow::Continue,
         };
         self.expire(now);
         self.sync_watch(now);

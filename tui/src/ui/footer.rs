@@ -44,7 +44,7 @@ pub fn hints(app: &App, width: usize) -> String {
     let timeline = app.serves(CommandName::GetTimeline);
     let incidents = app.serves(CommandName::GetIncidents);
     let all = app.selected.is_none();
-    if !timeline && !incidents {
+    if !timeline && !incidents && !app.multi {
         return if all {
             "q quit · tab focus · ↑↓ move · / filter · s start all · x stop all · i info"
         } else {
@@ -71,6 +71,9 @@ pub fn hints(app: &App, width: usize) -> String {
     if incidents {
         items.push((&n, 2));
     }
+    if app.multi {
+        items.extend([("[ ] stacks", 2), ("X stop stack", 3)]);
+    }
     items.push(("i info", 3));
     let join = |items: &[(&str, u8)]| items.iter().map(|(h, _)| *h).collect::<Vec<_>>().join(" · ");
     while join(&items).chars().count() > width {
@@ -84,7 +87,9 @@ pub fn hints(app: &App, width: usize) -> String {
 pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let (link, color) = link_text(app);
     let mut first = vec![Span::styled(format!("● {link} "), fg(app, color))];
-    first.push(Span::styled(format!("{} ", app.addr), fg(app, Color::DarkGray)));
+    if !app.multi {
+        first.push(Span::styled(format!("{} ", app.addr), fg(app, Color::DarkGray)));
+    }
     if let Some((text, tone)) = &app.footer {
         let c = match tone {
             Tone::Good => Color::Green,

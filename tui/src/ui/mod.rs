@@ -10,6 +10,7 @@ mod incidents;
 mod logs;
 mod modal;
 mod services;
+pub mod stacks;
 mod timeline;
 
 use crate::app::{App, Overlay};
@@ -65,8 +66,14 @@ pub fn log_rows(area: Rect, app: &App) -> usize {
     (logs.height as usize).saturating_sub(2 + filter).max(1)
 }
 
+/// The whole screen for one server's client.
 pub fn render(frame: &mut Frame, app: &App) {
-    let a = areas(frame.area(), app);
+    render_in(frame, frame.area(), app);
+}
+
+/// One server's client in `area` (under the stack bar, with several stacks).
+pub fn render_in(frame: &mut Frame, area: Rect, app: &App) {
+    let a = areas(area, app);
     match &app.overlay {
         None => {
             services::render(frame, a.services, app);
@@ -80,7 +87,7 @@ pub fn render(frame: &mut Frame, app: &App) {
     }
     footer::render(frame, a.footer, app);
     if app.info_open {
-        modal::render(frame, frame.area(), app);
+        modal::render(frame, area, app);
     }
 }
 

@@ -262,3 +262,60 @@ fn a_v1_server_shows_no_extension() {
     assert!(s[21].starts_with("└"), "no why row: {}", s[21]);
     assert!(s[23].starts_with("q quit · tab focus · ↑↓ move · pgup/pgdn"), "{}", s[23]);
 }
+
+fn cockpit_screen(c: &crate::cockpit::Cockpit, w: u16, h: u16) -> Vec<String> {
+    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+    t.draw(|f| super::stacks::render(f, c)).unwrap();
+    let buf = t.backend().buffer().clone();
+    (0..h)
+        .map(|y| {
+            (0..w)
+                .map(|x| buf[(x, y)].symbol().to_string())
+                .collect::<String>()
+                .trim_end()
+                .to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn the_stack_bar_and_a_stopped_stack_at_80x24() {
+    use crate::cockpit::tests::{handshake, running, stopped};
+    let mut c = crate::cockpit::Cockpit::multi("/run/user/1000/flowlayer".into(), false);
+    let now = Instant::now();
+    c.update(
+        Event::Stacks {
+            running: vec![running("blog", "i-1"), running("shop", "i-2")],
+            recent: vec![stopped("docs")],
+        },
+        now,
+    );
+    handshake(&mut c, 1, &[("api", "ready")]);
+    handshake(&mut c, 2, &[("db", "failed"), ("web", "ready")]);
+    let s = cockpit_screen(&c, 80, 24);
+    assert_eq!(s[0], " 1 blog 1/1   2 shop 1/2 ✗1   3 docs stopped");
+    assert_eq!(
+        s[3],
+        "│  api ready           ││                                                      │"
+    );
+    assert_eq!(s[22], "● connected");
+    assert_eq!(s[23], "q quit · s start all · x stop all · t timeline · ! incidents · [ ] stacks");
+    c.update(Event::Key(Key::Char('3')), now);
+    let s = cockpit_screen(&c, 80, 24);
+    let expected = [
+        (1, "┌ stack docs ──────────────────────────────────────────────────────────────────┐"),
+        (2, "│stopped                                                                       │"),
+        (4, "│config   /stacks/docs/flowlayer.jsonc                                         │"),
+        (5, "│stopped  2026-11-27 10:31:02 UTC                                              │"),
+        (7, "│s  start it again (flowlayer-server --detach)                                 │"),
+        (23, "s start · [ ] 1-9 stacks · q quit"),
+    ];
+    for (row, want) in expected {
+        assert_eq!(s[row], want, "row {row}:\n{}", s.join("\n"));
+    }
+    c.update(Event::Key(Key::Char('1')), now);
+    c.update(Event::Key(Key::Char('X')), now);
+    let s = cockpit_screen(&c, 80, 24).join("\n");
+    assert!(s.contains("│Stop stack blog? Its server and its 1 service stop."), "{s}");
+    assert!(s.contains("│y  stop it        n, esc  keep it running"), "{s}");
+}

@@ -12,7 +12,7 @@
 //! bar's health stays live.
 
 use crate::app::{App, Flow, Tone};
-use crate::event::Event;
+use crate::event::{Event, LinkState};
 use crate::link::{LinkId, Target};
 use flowlayer_protocol::Status;
 use std::path::PathBuf;
@@ -68,6 +68,9 @@ pub enum Effect {
     Stop(Running),
     /// `flowlayer-server --detach <config>`.
     Start { name: String, config: PathBuf },
+    /// Read the runtime directory again: a server went away without a word
+    /// (killed), and its record says so only to a reader that checks its pid.
+    Rescan,
 }
 
 /// One stack's server while it runs: its record, its link, its client state.
@@ -216,11 +219,18 @@ impl Cockpit {
 
     /// An event of link `link`: to the client of its stack.
     pub fn update_link(&mut self, link: LinkId, ev: Event, now: Instant) -> Flow {
-        match self.stacks.iter_mut().filter_map(|s| s.run.as_mut()).find(|r| r.link == link) {
-            Some(run) => run.app.update(ev, now),
+        let lost = matches!(ev, Event::Link(LinkState::Lost(_) | LinkState::Unreachable(_)));
+        let Some(run) =
+            self.stacks.iter_mut().filter_map(|s| s.run.as_mut()).find(|r| r.link == link)
+        else {
             // A closed link's last words.
-            None => Flow::Continue,
+            return Flow::Continue;
+        };
+        let flow = run.app.update(ev, now);
+        if lost && self.multi && !self.effects.contains(&Effect::Rescan) {
+            self.effects.push(Effect::Rescan);
         }
+        flow
     }
 
     pub fn update(&mut self, ev: Event, now: Instant) -> Flow {
@@ -462,7 +472,6 @@ impl Cockpit {
 pub(crate) mod tests {
     use super::*;
     use crate::app::tests_support::EXTENDED;
-    use crate::event::LinkState;
     use serde_json::json;
 
     pub(crate) fn running(name: &str, instance: &str) -> Running {
@@ -603,6 +612,17 @@ pub(crate) mod tests {
         assert_eq!(c.notice.as_ref().unwrap().0, "stack shop started");
         assert!(c.stacks[1].run.is_some() && !c.stacks[1].starting);
         assert!(c.stacks[1].run.as_ref().unwrap().app.is_visible(), "on screen");
+    }
+
+    #[test]
+    fn a_lost_link_has_the_runtime_directory_read_again() {
+        let mut c = Cockpit::multi("/run/fl".into(), false);
+        let now = Instant::now();
+        c.update(Event::Stacks { running: vec![running("blog", "i-1")], recent: vec![] }, now);
+        c.take_effects();
+        c.update_link(1, Event::Link(LinkState::Lost("eof".into())), now);
+        c.update_link(1, Event::Link(LinkState::Unreachable("refused".into())), now);
+        assert_eq!(c.take_effects(), [Effect::Rescan], "once per batch");
     }
 
     #[test]

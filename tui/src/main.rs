@@ -125,6 +125,7 @@ fn apply(
             }
             Effect::Stop(info) => stacks::stop(&info, local),
             Effect::Start { name, config } => stacks::start(name, config, local.clone()),
+            Effect::Rescan => stacks::rescan(local),
         }
     }
     Ok(())

@@ -103,6 +103,9 @@ pub fn stop(info: &Running, events: &Sender<Event>) {
     let _ = events.send(Event::StackAction { text, ok: false });
 }
 
+/// Reads the runtime directory again now.
+pub fn rescan(_events: &Sender<Event>) {}
+
 /// Watches the runtime directory for stacks that start and stop.
 pub fn spawn_watch(_events: Sender<Event>) -> std::io::Result<()> {
     Ok(())

@@ -6,12 +6,12 @@
 //! Every command here is sent only when the server announced it in `hello`,
 //! so a V1 server sees exactly the V1 client. Nothing polls on a timer: the
 //! why line is asked for on selection, on the service's own status events, and
-//! (while it waits for something the server measures, such as a probe) along
-//! with the `service_stats` event the server sends anyway; the countdown wakes
-//! the UI once a second only while a restart is pending (spec/tui.md).
+//! (while its sentence still moves: a probe's count, a dependency) along with
+//! the `service_stats` event the server sends anyway; the countdown wakes the
+//! UI once a second only while a restart is pending (spec/tui.md).
 
 use super::{App, Overlay, Pending, Tone};
-use flowlayer_protocol::{Command, CommandName, ResultPayload, Stats, Status, Timeline};
+use flowlayer_protocol::{Command, CommandName, ResultPayload, Stats, Timeline};
 use flowlayer_protocol::{TimelineEntry, TimelineQuery, WatchStats};
 use std::time::{Duration, Instant};
 
@@ -28,6 +28,9 @@ pub struct Why {
     asking: bool,
     /// The service changed while an answer was on its way: ask again after it.
     stale: bool,
+    /// The last answer differed from the one before: the sentence moves on
+    /// its own (a probe's count, a restart's delay).
+    changing: bool,
 }
 
 /// The timeline view (`t`): the selection's lifecycle entries, newest at the bottom.
@@ -58,8 +61,13 @@ impl App {
             }
             Some(w) if w.service == service => w.asking = true,
             _ => {
-                self.why =
-                    Some(Why { service: service.clone(), text: None, asking: true, stale: false })
+                self.why = Some(Why {
+                    service: service.clone(),
+                    text: None,
+                    asking: true,
+                    stale: false,
+                    changing: true,
+                })
             }
         }
         let q = TimelineQuery { service: Some(service.clone()), limit: Some(WHY_LIMIT) };
@@ -69,7 +77,9 @@ impl App {
     pub(super) fn on_why(&mut self, service: String, payload: &ResultPayload, now: Instant) {
         let Some(w) = self.why.as_mut().filter(|w| w.service == service) else { return };
         w.asking = false;
-        w.text = payload.data_as::<Timeline>().and_then(|t| t.why).or(w.text.take());
+        let text = payload.data_as::<Timeline>().and_then(|t| t.why);
+        w.changing = text.is_some() && text != w.text;
+        w.text = text.or(w.text.take());
         if std::mem::take(&mut w.stale) {
             self.ask_why(now);
         }
@@ -123,15 +133,14 @@ impl App {
                 s.stats = Some(st);
             }
         }
-        // A service waiting for a probe or a dependency sends no event while
-        // the probe's count grows: refresh its why with this tick.
-        let waiting = self.selected.as_ref().is_some_and(|name| {
-            let status = self.status_of(name);
-            let text = self.why.as_ref().and_then(|w| w.text.as_deref()).unwrap_or("");
-            matches!(status, Some(Status::Starting | Status::Running)) && text != "ready"
-                || text.starts_with("waiting")
+        // A sentence can move on without an event of its service: a probe's
+        // count grows, a dependency changes. Refresh it with this tick while it
+        // waits for another service, or while its last answer was new.
+        let moving = self.why.as_ref().is_some_and(|w| {
+            let text = w.text.as_deref().unwrap_or("");
+            !w.asking && text != "ready" && (w.changing || text.starts_with("waiting"))
         });
-        if waiting && !self.why.as_ref().is_some_and(|w| w.asking) {
+        if moving {
             self.ask_why(now);
         }
     }
@@ -380,6 +389,16 @@ mod tests {
         app.update(stats(0.1), now);
         assert!(sent(&mut app).is_empty(), "a ready service is not asked again");
         assert_eq!(app.why.as_ref().unwrap().text.as_deref(), Some("ready"));
+        // A sentence that stops changing stops being asked for.
+        app.update(status("api", "running", json!({})), now);
+        let s = sent(&mut app);
+        app.update(result(s[0]["id"].as_str().unwrap(), timeline("running")), now);
+        app.update(stats(0.1), now);
+        let s = sent(&mut app);
+        assert_eq!(names(&s), ["get_timeline"], "new: asked once more");
+        app.update(result(s[0]["id"].as_str().unwrap(), timeline("running")), now);
+        app.update(stats(0.1), now);
+        assert!(sent(&mut app).is_empty(), "the same twice: settled");
     }
 
     #[test]

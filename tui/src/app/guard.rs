@@ -118,6 +118,13 @@ impl App {
             return Some(std::mem::replace(old, inc));
         }
         self.incidents.push(inc);
+        // The list shows newest first: keep the selection on the incident the
+        // user chose (the newest stays selected when it was).
+        if let Some(Overlay::Incidents(v)) = &mut self.overlay {
+            if v.selected > 0 {
+                v.selected += 1;
+            }
+        }
         while self.incidents.len() > INCIDENTS_KEPT {
             match self.incidents.iter().position(|i| i.closed_at.is_some()) {
                 Some(p) => self.incidents.remove(p),

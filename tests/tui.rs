@@ -288,3 +288,28 @@ fn keys_stay_responsive_during_a_log_flood() {
     });
     s.shutdown();
 }
+
+#[test]
+fn issue_13_an_incident_marks_its_service_and_the_view_shows_its_evidence() {
+    // dryRun: the incident stays open while the loop runs (the guard only alerts).
+    let vars = [("DRY", "true".to_string())];
+    let mut s =
+        Server::start_with("tests/guard_runaway.jsonc", Opts { vars: &vars, ..Opts::default() });
+    let t = Tmux::start(&format!("{} -addr {} -token {}", tui().display(), s.addr(), s.token));
+    t.wait("connected", |sc| sc.contains("● connected") && sc.contains("│  loop "));
+    std::fs::write(s.dir.join("go"), "").unwrap();
+    t.wait("the marker and the guard's line", |sc| {
+        Tmux::row(sc, "loop").contains("! running") && sc.contains("guard: loop: runaway (")
+    });
+    t.keys(&["!"]);
+    t.wait("the incidents view with the evidence", |sc| {
+        sc.contains("incidents: 1 (1 open)")
+            && sc.contains("loop runaway")
+            && sc.contains("(dry run)")
+            && sc.contains("template  \"retry <n> failed")
+            && sc.contains("last ")
+    });
+    t.keys(&["Escape"]);
+    t.wait("back to the panels", |sc| Tmux::row(sc, "loop").contains("! running"));
+    s.shutdown();
+}

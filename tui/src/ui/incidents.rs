@@ -39,6 +39,26 @@ fn thousands(n: u64) -> String {
     out
 }
 
+/// A rule's settings as words: `cpu: above 0.3, forMs 1000 · repeat: lines 50`.
+pub fn settings(v: &serde_json::Value) -> String {
+    use serde_json::Value;
+    match v {
+        Value::Object(map) => {
+            let nested = map.values().any(Value::is_object);
+            let parts: Vec<String> = map
+                .iter()
+                .map(|(k, v)| match v {
+                    Value::Object(_) => format!("{k}: {}", settings(v)),
+                    other => format!("{k} {}", settings(other)),
+                })
+                .collect();
+            parts.join(if nested { " · " } else { ", " })
+        }
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
 /// The evidence of one incident, as labelled rows.
 pub fn evidence_lines(i: &Incident) -> Vec<(String, String)> {
     let mut rows: Vec<(String, String)> = Vec::new();
@@ -54,7 +74,7 @@ pub fn evidence_lines(i: &Incident) -> Vec<(String, String)> {
     rows.push(("when".into(), format!("opened {} · {closed}", hms(&i.opened_at))));
     let e = &i.evidence;
     if let Some(t) = &e.threshold {
-        rows.push(("threshold".into(), t.to_string()));
+        rows.push(("threshold".into(), settings(t)));
     }
     if let Some(cpu) = e.cpu.as_ref().filter(|c| !c.is_empty()) {
         let max = cpu.iter().cloned().fold(0.0_f64, f64::max);
@@ -170,6 +190,13 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, v: &IncidentsView) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn settings_read_as_words() {
+        let t = serde_json::json!({"cpu":{"above":0.3,"forMs":1000},"repeat":{"lines":50}});
+        assert_eq!(super::settings(&t), "cpu: above 0.3, forMs 1000 · repeat: lines 50");
+        assert_eq!(super::settings(&serde_json::json!({"aboveMb": 2048})), "aboveMb 2048");
+    }
+
     #[test]
     fn thousands_are_grouped() {
         assert_eq!(super::thousands(7), "7");

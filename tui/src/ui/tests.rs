@@ -206,6 +206,33 @@ fn the_timeline_view_at_80x24() {
     for (row, want) in expected {
         assert_eq!(s[row], want, "row {row}:\n{}", s.join("\n"));
     }
+    // A long message goes on under itself, after the time and kind columns.
+    a.update(
+        ev(json!({"type":"event","name":"service_status","payload":{"service":"api",
+        "status":"ready","timestamp":"2026-11-27T10:00:10.000Z"}})),
+        now,
+    );
+    let id = a
+        .take_requests()
+        .iter()
+        .rev()
+        .find(|r| r.frame.contains("\"limit\"") == false && r.frame.contains("get_timeline"))
+        .unwrap()
+        .id
+        .clone();
+    let mut more = entries.as_array().unwrap().clone();
+    more.push(json!({"timestamp":"2026-11-27T10:00:10.000Z","service":"api","kind":"incident",
+        "message":"incident inc-1 opened: runaway → restart: cpu 0.97 cores for 1.2 s and 100 % of 182 lines were the same"}));
+    a.update(ev(json!({"type":"result","id":id,"payload":{"ok":true,"data":{"entries":more,"why":"ready"}}})), now);
+    let s = screen(&a, 80, 24);
+    assert_eq!(
+        s[6],
+        "│10:00:10.000 incident   incident inc-1 opened: runaway → restart: cpu 0.97    │"
+    );
+    assert_eq!(
+        s[7],
+        "│                        cores for 1.2 s and 100 % of 182 lines were the same  │"
+    );
     a.update(Event::Key(Key::Esc), now);
     assert!(screen(&a, 80, 24)[0].starts_with("┌ services"));
 }

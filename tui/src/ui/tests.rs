@@ -216,7 +216,7 @@ fn the_timeline_view_at_80x24() {
         .take_requests()
         .iter()
         .rev()
-        .find(|r| r.frame.contains("\"limit\"") == false && r.frame.contains("get_timeline"))
+        .find(|r| !r.frame.contains("\"limit\"") && r.frame.contains("get_timeline"))
         .unwrap()
         .id
         .clone();

@@ -1,10 +1,9 @@
-use crate::support::cli::{cli, Background, Run};
+use crate::support::cli::{cli, Background};
+use crate::support::runtime::Runtime;
 use crate::support::{
-    free_port, helper, read_jsonl, temp_dir, wait_until, write_config, Opts, Server, TempDir,
+    free_port, helper, read_jsonl, temp_dir, wait_until, write_config, Opts, Server,
 };
-use flowlayer_runtime::record::Record;
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
@@ -13,60 +12,6 @@ use std::process::Command;
 use std::time::Duration;
 
 const T: Duration = Duration::from_secs(20);
-
-/// A runtime directory of a test's own, shared by the servers and the
-/// `flowlayer` runs of that test; on drop, stops every server recorded in
-/// it (a detached server is nobody's child).
-struct Runtime {
-    dir: TempDir,
-}
-
-impl Runtime {
-    fn new(tag: &str) -> Runtime {
-        let dir = temp_dir(tag);
-        std::fs::set_permissions(&*dir, std::fs::Permissions::from_mode(0o700)).unwrap();
-        Runtime { dir }
-    }
-
-    fn xdg(&self) -> &Path {
-        &self.dir
-    }
-
-    fn env(&self) -> [(&str, &str); 1] {
-        [("XDG_RUNTIME_DIR", self.dir.to_str().unwrap())]
-    }
-
-    /// `flowlayer args` in `cwd` with this runtime directory.
-    fn cli(&self, args: &[&str], cwd: &Path) -> Run {
-        cli(args, cwd, &self.env())
-    }
-
-    fn records(&self) -> Vec<Record> {
-        let dir = self.dir.join("flowlayer");
-        let Ok(rd) = std::fs::read_dir(&dir) else { return Vec::new() };
-        rd.flatten()
-            .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
-            .filter_map(|e| serde_json::from_slice(&std::fs::read(e.path()).ok()?).ok())
-            .filter(|r: &Record| r.is_live())
-            .collect()
-    }
-
-    /// Starts `fixture` as the stack in `dir`, recorded here.
-    fn start(&self, fixture: &str, vars: &[(&str, String)]) -> Server {
-        let opts = Opts { vars, session: false, ..Opts::default() };
-        let mut s = Server::start_with_env(fixture, opts, &self.env());
-        s.wait_started();
-        s
-    }
-}
-
-impl Drop for Runtime {
-    fn drop(&mut self) {
-        for r in self.records() {
-            let _ = kill(Pid::from_raw(r.pid as i32), Signal::SIGKILL);
-        }
-    }
-}
 
 fn names(v: &Value) -> BTreeSet<String> {
     v["stacks"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap().into()).collect()

@@ -1,4 +1,5 @@
-use crate::support::{free_port, tui, wait_until, Opts, Server};
+use crate::support::runtime::Runtime;
+use crate::support::{free_port, temp_dir, tui, wait_until, Opts, Server};
 use std::process::Command;
 use std::time::Duration;
 
@@ -312,4 +313,45 @@ fn issue_13_an_incident_marks_its_service_and_the_view_shows_its_evidence() {
     t.keys(&["Escape"]);
     t.wait("back to the panels", |sc| Tmux::row(sc, "loop").contains("! running"));
     s.shutdown();
+}
+
+#[test]
+fn issue_15_the_client_with_two_stacks_switches_sees_one_stop_and_starts_it_again() {
+    let rt = Runtime::new("tui-stacks");
+    let _alpha = rt.start("tests/stack_alpha.jsonc", &[("P1", free_port().to_string())]);
+    let mut beta = rt.start("tests/stack_beta.jsonc", &[]);
+    // No flags and no config here: every stack of the runtime directory.
+    let nowhere = temp_dir("tui-nowhere");
+    let cmd = format!(
+        "cd {} && XDG_RUNTIME_DIR={} {}",
+        nowhere.display(),
+        rt.xdg().display(),
+        tui().display()
+    );
+    let t = Tmux::start(&cmd);
+    t.wait("both stacks in the bar, alpha on screen", |sc| {
+        sc.starts_with(" 1 alpha 2/2   2 beta 2/2")
+            && Tmux::row(sc, "api").contains("ready")
+            && sc.contains("● connected")
+    });
+    t.keys(&["]"]);
+    t.wait("beta on screen", |sc| {
+        Tmux::row(sc, "worker").contains("running") && Tmux::row(sc, "api").is_empty()
+    });
+    t.keys(&["1"]);
+    t.wait("alpha again", |sc| Tmux::row(sc, "api").contains("ready"));
+    t.keys(&["2", "X"]);
+    t.wait("a confirmation first", |sc| sc.contains("Stop stack beta? Its server and its 2"));
+    t.keys(&["y"]);
+    t.wait("beta stopped, in place", |sc| {
+        sc.starts_with(" 1 alpha 2/2   2 beta stopped") && sc.contains("stack beta stopped")
+    });
+    assert!(beta.wait_exit(T).success(), "a normal shutdown");
+    t.keys(&["s"]);
+    t.wait("beta running again, from its config", |sc| {
+        sc.starts_with(" 1 alpha 2/2   2 beta 2/2") && Tmux::row(sc, "worker").contains("running")
+    });
+    assert_eq!(rt.records().len(), 2, "alpha and the new beta are recorded");
+    t.keys(&["q"]);
+    wait_until(T, "client exit", || !t.screen().contains("alpha"));
 }

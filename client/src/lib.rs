@@ -30,4 +30,4 @@ mod target;
 
 pub use conn::{data_of, Connection, STASH_MAX_LOGS};
 pub use error::ClientError;
-pub use target::Target;
+pub use target::{Stream, Target};

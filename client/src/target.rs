@@ -28,15 +28,18 @@ impl std::fmt::Display for Target {
     }
 }
 
-/// A connected socket of either kind.
+/// A connected socket of either kind. Public for clients that run their own
+/// WebSocket over it (the terminal client reads and writes from two threads,
+/// through clones).
 #[derive(Debug)]
-pub(crate) enum Stream {
+pub enum Stream {
     Tcp(TcpStream),
     Unix(UnixStream),
 }
 
 impl Stream {
-    pub(crate) fn connect(target: &Target, timeout: Duration) -> std::io::Result<Stream> {
+    /// Connects to `target`; a TCP connect waits at most `timeout`.
+    pub fn connect(target: &Target, timeout: Duration) -> std::io::Result<Stream> {
         match target {
             Target::Tcp { addr, .. } => {
                 let mut last = None;
@@ -62,14 +65,30 @@ impl Stream {
         }
     }
 
-    pub(crate) fn set_read_timeout(&self, t: Option<Duration>) -> std::io::Result<()> {
+    /// Another handle to the same socket.
+    pub fn try_clone(&self) -> std::io::Result<Stream> {
+        match self {
+            Stream::Tcp(s) => s.try_clone().map(Stream::Tcp),
+            Stream::Unix(s) => s.try_clone().map(Stream::Unix),
+        }
+    }
+
+    /// Ends both directions: a thread blocked reading any clone returns.
+    pub fn shutdown(&self) -> std::io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.shutdown(std::net::Shutdown::Both),
+            Stream::Unix(s) => s.shutdown(std::net::Shutdown::Both),
+        }
+    }
+
+    pub fn set_read_timeout(&self, t: Option<Duration>) -> std::io::Result<()> {
         match self {
             Stream::Tcp(s) => s.set_read_timeout(t),
             Stream::Unix(s) => s.set_read_timeout(t),
         }
     }
 
-    pub(crate) fn set_write_timeout(&self, t: Option<Duration>) -> std::io::Result<()> {
+    pub fn set_write_timeout(&self, t: Option<Duration>) -> std::io::Result<()> {
         match self {
             Stream::Tcp(s) => s.set_write_timeout(t),
             Stream::Unix(s) => s.set_write_timeout(t),

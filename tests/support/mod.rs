@@ -6,6 +6,7 @@
 
 pub mod cdp;
 pub mod cli;
+pub mod runtime;
 pub mod ws;
 
 use nix::sys::signal::{kill, killpg, Signal};

@@ -87,6 +87,9 @@ pub fn help_text() -> String {
 Usage:
   flowlayer-client-tui [-config <path>] [-addr <host:port>] [-token <bearer>]
 
+With no flags it shows the stack whose config is in the current directory,
+else every stack running on this machine (the runtime directory).
+
 Flags:
   -config, --config <path>  read the address (session.bind or session.addr) and
                             the token (session.token) from the server's config
@@ -105,6 +108,11 @@ Keys:
   i            connection info
   t            timeline of the selection, with why it is not up (servers with get_timeline)
   !            guard incidents and their evidence (servers with get_incidents)
+
+With several stacks:
+  [ ] 1-9      previous, next, or that stack
+  X            stop the whole stack on screen (asks first)
+  s            on a stopped stack: start it again (flowlayer-server --detach)
 ",
         env!("CARGO_PKG_VERSION")
     )

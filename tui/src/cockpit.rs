@@ -91,7 +91,8 @@ pub struct Stack {
     pub starting: bool,
 }
 
-/// A stack's health for the bar: ready/total, failed, open incidents.
+/// A stack's health for the bar: ready/total (services that reached what they
+/// start towards, as `flowlayer wait` counts), failed, open incidents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Health {
     pub ready: usize,
@@ -105,7 +106,7 @@ impl Stack {
         let app = &self.run.as_ref()?.app;
         let count = |st: Status| app.services.iter().filter(|s| s.status == st).count();
         Some(Health {
-            ready: count(Status::Ready),
+            ready: app.services.iter().filter(|s| s.settled()).count(),
             total: app.services.len(),
             failed: count(Status::Failed),
             incidents: app.incidents.iter().filter(|i| i.closed_at.is_none()).count(),

@@ -10,83 +10,19 @@
 
 use crate::event::{Event, LinkState};
 use crossbeam_channel::{Receiver, Sender};
+use flowlayer_client::Stream;
+pub use flowlayer_client::Target;
 use flowlayer_protocol::{read_log_event, ServerMessage};
 use std::io::{Read, Write};
-use std::net::{Shutdown, TcpStream, ToSocketAddrs};
-use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-/// Which link an event came from: one per stack the client shows.
-pub type LinkId = u64;
-
-/// How to reach a server.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
-    /// The session API over TCP, with the bearer token when there is one.
-    Tcp { addr: String, token: Option<String> },
-    /// The server's local control socket: the kernel checks who connects, no token.
-    Unix { path: PathBuf },
-}
-
-/// A connected socket of either kind.
-enum Sock {
-    Tcp(TcpStream),
-    Unix(UnixStream),
-}
-
-impl Sock {
-    fn try_clone(&self) -> std::io::Result<Sock> {
-        match self {
-            Sock::Tcp(s) => s.try_clone().map(Sock::Tcp),
-            Sock::Unix(s) => s.try_clone().map(Sock::Unix),
-        }
-    }
-
-    fn set_read_timeout(&self, t: Option<Duration>) -> std::io::Result<()> {
-        match self {
-            Sock::Tcp(s) => s.set_read_timeout(t),
-            Sock::Unix(s) => s.set_read_timeout(t),
-        }
-    }
-
-    fn shutdown(&self) {
-        // Closing anyway: a socket already gone needs no shutdown.
-        let _ = match self {
-            Sock::Tcp(s) => s.shutdown(Shutdown::Both),
-            Sock::Unix(s) => s.shutdown(Shutdown::Both),
-        };
-    }
-}
-
-impl Read for Sock {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        match self {
-            Sock::Tcp(s) => s.read(buf),
-            Sock::Unix(s) => s.read(buf),
-        }
-    }
-}
-
-impl Write for Sock {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        match self {
-            Sock::Tcp(s) => s.write(buf),
-            Sock::Unix(s) => s.write(buf),
-        }
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        match self {
-            Sock::Tcp(s) => s.flush(),
-            Sock::Unix(s) => s.flush(),
-        }
-    }
-}
 use tungstenite::client::IntoClientRequest;
 use tungstenite::protocol::Role;
 use tungstenite::{Message, WebSocket};
+
+/// Which link an event came from: one per stack the client shows.
+pub type LinkId = u64;
 
 /// Waits between connection attempts (tui.md): 500 ms, 1 s, 2 s, then 5 s.
 pub const BACKOFF: [Duration; 4] = [
@@ -100,8 +36,8 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A socket whose writes are serialised across the reader and the writer.
 struct Shared {
-    read: Sock,
-    write: Arc<Mutex<Sock>>,
+    read: Stream,
+    write: Arc<Mutex<Stream>>,
 }
 
 impl Read for Shared {
@@ -147,7 +83,7 @@ impl Tagged {
 pub struct Link {
     pub commands: Sender<Outgoing>,
     closed: Arc<AtomicBool>,
-    socket: Arc<Mutex<Option<Sock>>>,
+    socket: Arc<Mutex<Option<Stream>>>,
 }
 
 impl Link {
@@ -157,7 +93,8 @@ impl Link {
         self.closed.store(true, Ordering::SeqCst);
         if let Ok(s) = self.socket.lock() {
             if let Some(s) = s.as_ref() {
-                s.shutdown();
+                // Closing anyway: a socket already gone needs no shutdown.
+                let _ = s.shutdown();
             }
         }
     }
@@ -204,7 +141,7 @@ fn run_reader(
     slot: Slot,
     events: Tagged,
     closed: Arc<AtomicBool>,
-    socket: Arc<Mutex<Option<Sock>>>,
+    socket: Arc<Mutex<Option<Stream>>>,
 ) {
     let mut attempt: u32 = 0;
     loop {
@@ -275,29 +212,16 @@ fn run_reader(
 }
 
 /// A socket to `target`, and the URL and token of its WebSocket handshake.
-fn open(target: &Target) -> Result<(Sock, String, Option<&str>), LinkState> {
-    let unreachable = |e: &dyn std::fmt::Display| LinkState::Unreachable(e.to_string());
-    match target {
-        Target::Tcp { addr, token } => {
-            let to = addr
-                .to_socket_addrs()
-                .map_err(|e| unreachable(&e))?
-                .next()
-                .ok_or_else(|| LinkState::Unreachable(format!("cannot resolve {addr}")))?;
-            let stream =
-                TcpStream::connect_timeout(&to, CONNECT_TIMEOUT).map_err(|e| unreachable(&e))?;
-            // Commands are small and answered one by one: no Nagle delay.
-            let _ = stream.set_nodelay(true);
-            Ok((Sock::Tcp(stream), format!("ws://{addr}/ws"), token.as_deref()))
-        }
-        Target::Unix { path } => {
-            let stream = UnixStream::connect(path).map_err(|e| unreachable(&e))?;
-            Ok((Sock::Unix(stream), "ws://localhost/ws".into(), None))
-        }
-    }
+fn open(target: &Target) -> Result<(Stream, String, Option<&str>), LinkState> {
+    let stream = Stream::connect(target, CONNECT_TIMEOUT)
+        .map_err(|e| LinkState::Unreachable(e.to_string()))?;
+    Ok(match target {
+        Target::Tcp { addr, token } => (stream, format!("ws://{addr}/ws"), token.as_deref()),
+        Target::Unix { .. } => (stream, "ws://localhost/ws".into(), None),
+    })
 }
 
-fn connect(target: &Target) -> Result<(WebSocket<Shared>, WebSocket<Shared>, Sock), LinkState> {
+fn connect(target: &Target) -> Result<(WebSocket<Shared>, WebSocket<Shared>, Stream), LinkState> {
     let unreachable = |e: &dyn std::fmt::Display| LinkState::Unreachable(e.to_string());
     let (stream, url, token) = open(target)?;
     stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT)).map_err(|e| unreachable(&e))?;

@@ -45,17 +45,27 @@ fn main() -> ExitCode {
         println!("flowlayer-client-tui {}", env!("CARGO_PKG_VERSION"));
         return ExitCode::SUCCESS;
     }
-    let from_config = match &args.config {
-        Some(p) => match config::read(p) {
-            Ok(s) => s,
-            Err(e) => return usage_error(&e),
-        },
-        None => config::Session::default(),
-    };
     let color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    let cockpit = match stacks::several(&args) {
-        Some(dir) => Cockpit::multi(dir, color),
-        None => {
+    let cockpit = match stacks::mode(&args) {
+        stacks::Mode::Several(dir) => Cockpit::multi(dir, color),
+        stacks::Mode::Here(stack) => match stack.target() {
+            Some(target) => {
+                let app = App::new(target.to_string(), None, color);
+                Cockpit::single(app, target)
+            }
+            None => return usage_error("the stack here has no session API"),
+        },
+        mode @ (stacks::Mode::Flags | stacks::Mode::Config(_)) => {
+            let from_config = match (&args.config, mode) {
+                (Some(p), _) => match config::read(p) {
+                    Ok(s) => s,
+                    Err(e) => return usage_error(&e),
+                },
+                // A config here that cannot be read is not this client's to
+                // judge (the server will say): the defaults, as before.
+                (None, stacks::Mode::Config(p)) => config::read(&p).unwrap_or_default(),
+                (None, _) => config::Session::default(),
+            };
             let addr = args.addr.or(from_config.addr).unwrap_or_else(|| DEFAULT_ADDR.to_string());
             let token = args.token.or(from_config.token);
             let target = Target::Tcp { addr: addr.clone(), token: token.clone() };

@@ -23,7 +23,7 @@ pub use health::{TimelineView, Why};
 use crate::event::{Event, LinkState};
 use flowlayer_protocol::{
     Command, CommandName, ErrorBody, Event as ServerEvent, Incident, LogEntry, LogQuery, LogsPage,
-    ResultPayload, ServerMessage, ServiceResult, ServiceStats, Status,
+    ProbeType, ResultPayload, ServerMessage, ServiceKind, ServiceResult, ServiceStats, Status,
 };
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
@@ -70,11 +70,35 @@ pub struct Service {
     pub restart_at: Option<Instant>,
     /// **Extension** (health.md §2): the latest `service_stats` reading, while watched.
     pub stats: Option<ServiceStats>,
+    /// **Extension** (snapshot): daemon or oneshot.
+    pub kind: Option<ServiceKind>,
+    /// **Extension** (snapshot): its readiness probe.
+    pub probe: Option<ProbeType>,
 }
 
 impl Service {
     fn new(name: String, status: Status) -> Service {
-        Service { name, status, restarts: None, restart_at: None, stats: None }
+        Service {
+            name,
+            status,
+            restarts: None,
+            restart_at: None,
+            stats: None,
+            kind: None,
+            probe: None,
+        }
+    }
+
+    /// Where it starts towards has been reached: `ready` with a probe,
+    /// `running` without one (or when the server does not say), done for a
+    /// oneshot (the same rule as `flowlayer wait`).
+    pub fn settled(&self) -> bool {
+        match self.status {
+            Status::Ready => true,
+            Status::Running => matches!(self.probe, None | Some(ProbeType::None)),
+            Status::Stopped => self.kind == Some(ServiceKind::Oneshot),
+            Status::Starting | Status::Stopping | Status::Failed | Status::Unknown => false,
+        }
     }
 }
 
@@ -443,6 +467,8 @@ impl App {
                     .map(|s| Service {
                         restarts: s.restarts,
                         restart_at: s.restart_in_ms.map(|ms| now + Duration::from_millis(ms)),
+                        kind: s.kind,
+                        probe: s.probe,
                         ..Service::new(s.name, s.status)
                     })
                     .collect();

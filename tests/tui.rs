@@ -215,6 +215,11 @@ fn cpu_percent(row: &str) -> Option<u32> {
     panel(row).split_whitespace().find_map(|w| w.strip_suffix('%')?.parse().ok())
 }
 
+/// The seconds of a restart countdown (`5s`) in a services row, if any.
+fn countdown(row: &str) -> Option<u32> {
+    panel(row).split_whitespace().find_map(|w| w.strip_suffix('s')?.parse().ok())
+}
+
 /// The number before `M` in a services row (the memory column), if any.
 fn mem_mib(row: &str) -> Option<u32> {
     panel(row).split_whitespace().find_map(|w| w.strip_suffix('M')?.parse().ok())
@@ -312,6 +317,34 @@ fn issue_13_an_incident_marks_its_service_and_the_view_shows_its_evidence() {
     });
     t.keys(&["Escape"]);
     t.wait("back to the panels", |sc| Tmux::row(sc, "loop").contains("! running"));
+    // Seen: the loop's core goes back to the tests running beside this one.
+    t.keys(&["Down", "Down", "x"]);
+    t.wait("loop stopped", |sc| Tmux::row(sc, "loop").contains("stopped"));
+    s.shutdown();
+}
+
+#[test]
+fn issue_12_restart_counts_and_the_countdown_of_a_pending_restart() {
+    let vars = [
+        ("POLICY", "on-failure".to_string()),
+        ("CODE", "1".to_string()),
+        ("BACKOFF", "2000".to_string()),
+        ("MAX", "5".to_string()),
+    ];
+    let mut s = Server::start_with("tests/restart.jsonc", Opts { vars: &vars, ..Opts::default() });
+    let t = Tmux::start(&format!("{} -addr {} -token {}", tui().display(), s.addr(), s.token));
+    t.wait("connected", |sc| sc.contains("● connected") && sc.contains("│  crashy "));
+    std::fs::write(s.dir.join("go"), "go").unwrap();
+    // After the first restart fails too, the second waits about 4 s (2 s doubled).
+    t.wait("one restart made and the next counting down", |sc| {
+        let row = Tmux::row(sc, "crashy");
+        row.contains("failed ↻1 ") && countdown(row).is_some_and(|n| (1..=5).contains(&n))
+    });
+    t.keys(&["Down", "x"]);
+    t.wait("a stop cancels it", |sc| {
+        let row = Tmux::row(sc, "crashy");
+        row.contains("stopped ↻1") && countdown(row).is_none()
+    });
     s.shutdown();
 }
 

@@ -23,10 +23,6 @@ pub enum Event {
     /// SIGTERM/SIGHUP/SIGINT, or stdin closed: leave cleanly.
     Quit,
     /// The stacks of the runtime directory, read anew (stacks.md §1).
-    #[allow(
-        dead_code,
-        reason = "sent by the runtime directory's watcher, which comes with the stacks registry"
-    )]
     Stacks {
         running: Vec<Running>,
         recent: Vec<Stopped>,

@@ -8,9 +8,9 @@ use std::ffi::OsString;
 use std::fmt;
 use std::path::PathBuf;
 
-/// The names auto-discovery looks for in the current directory, in order.
-pub const DISCOVERY: [&str; 4] =
-    ["flowlayer.jsonc", "flowlayer.json", "flowlayer.config.jsonc", "flowlayer.config.json"];
+/// The names auto-discovery looks for in the current directory, in order
+/// (shared with the clients, which look for the same files).
+pub const DISCOVERY: [&str; 4] = flowlayer_runtime::find::CONFIG_NAMES;
 
 #[derive(Debug, PartialEq)]
 pub enum Action {

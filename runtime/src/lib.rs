@@ -12,6 +12,7 @@
 //! through it.
 
 pub mod dir;
+pub mod find;
 pub mod localtime;
 pub mod procfs;
 pub mod recent;

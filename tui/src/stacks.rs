@@ -10,19 +10,11 @@ use crate::cli::CliArgs;
 use crate::cockpit::{Running, Stopped};
 use crate::event::Event;
 use crossbeam_channel::Sender;
+use flowlayer_runtime::find::{config_in, server_binary};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
-
-/// The names the server looks for in the current directory (server.md).
-pub const CONFIG_NAMES: [&str; 4] =
-    ["flowlayer.jsonc", "flowlayer.json", "flowlayer.config.jsonc", "flowlayer.config.json"];
-
-/// The server's config in `dir`, if there is one.
-pub fn config_in(dir: &Path) -> Option<PathBuf> {
-    CONFIG_NAMES.iter().map(|n| dir.join(n)).find(|p| p.is_file())
-}
 
 /// Which servers the client shows.
 pub enum Mode {
@@ -67,17 +59,6 @@ fn running(r: flowlayer_runtime::record::Record) -> Running {
         addr: r.addr,
         token: r.token,
     }
-}
-
-/// The server binary: next to this one, else on the `PATH`.
-fn server_binary() -> Option<PathBuf> {
-    const NAME: &str = "flowlayer-server";
-    let beside = std::env::current_exe().ok()?.parent()?.join(NAME);
-    if beside.is_file() {
-        return Some(beside);
-    }
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|d| d.join(NAME)).find(|p| p.is_file())
 }
 
 /// Starts the stack of `config` again: `flowlayer-server --detach <config>`,

@@ -16,25 +16,17 @@ use crate::error::CliError;
 use crate::out::Out;
 use crate::select::{nearest, pick, Pick};
 use crate::stack::{candidates, cwd, Stack};
+use flowlayer_runtime::find::{config_in, server_binary, CONFIG_NAMES};
 use flowlayer_runtime::record::Record;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The config names a directory is searched for, in order (server.md
-/// section 1).
-const DISCOVERY: [&str; 4] =
-    ["flowlayer.jsonc", "flowlayer.json", "flowlayer.config.jsonc", "flowlayer.config.json"];
 /// `down --timeout` when none is given.
 const DOWN_DEFAULT: Duration = Duration::from_secs(60);
 /// How often `down` looks whether the server has exited.
 const DOWN_POLL: Duration = Duration::from_millis(10);
-
-/// The config file in `dir`, by the discovery names.
-fn config_in(dir: &Path) -> Option<PathBuf> {
-    DISCOVERY.iter().map(|n| dir.join(n)).find(|p| p.is_file())
-}
 
 /// The config in the current directory or the nearest parent that has one.
 fn config_here() -> Option<PathBuf> {
@@ -44,17 +36,6 @@ fn config_here() -> Option<PathBuf> {
 /// The running server of `config` (canonical), if any.
 fn running_of(config: &Path) -> Option<Record> {
     flowlayer_runtime::running().into_iter().find(|r| r.config == config)
-}
-
-/// `flowlayer-server` next to this program, else on the `PATH`.
-fn server_binary() -> Option<PathBuf> {
-    const NAME: &str = "flowlayer-server";
-    let beside = std::env::current_exe().ok()?.parent()?.join(NAME);
-    if beside.is_file() {
-        return Some(beside);
-    }
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|d| d.join(NAME)).find(|p| p.is_file())
 }
 
 /// Where a stack runs, for a message: its address, else its socket.
@@ -80,7 +61,7 @@ pub fn up(args: &Args, out: &mut Out) -> Result<(), CliError> {
             error: format!(
                 "no config found in {} or its parents (looked for {})",
                 here.display(),
-                DISCOVERY.join(", ")
+                CONFIG_NAMES.join(", ")
             ),
         });
     };

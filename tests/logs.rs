@@ -1,5 +1,6 @@
 use crate::support::{read_jsonl, temp_dir, wait_until, Opts, Server};
 use serde_json::Value;
+use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -205,16 +206,29 @@ fn status_kb(pid: u32, key: &str) -> u64 {
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
-#[test]
-fn the_memory_a_flood_took_goes_back_once_it_is_over() {
+/// The last `n` bytes of a file (empty when it cannot be read).
+fn tail(path: &std::path::Path, n: u64) -> String {
+    let Ok(mut f) = std::fs::File::open(path) else { return String::new() };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let mut out = Vec::new();
+    if f.seek(SeekFrom::Start(len.saturating_sub(n))).is_ok() {
+        let _ = f.read_to_end(&mut out);
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Starts `fixture` (a 1M-line flood gated by a `gate` service), lets the
+/// flood go, waits until `over`, then for the server's RSS to come within 8 MB
+/// of what it was before the flood.
+fn memory_goes_back_after_a_flood(fixture: &str, over: impl Fn(&mut Server)) {
     let vars = [("LINES", "1000000".to_string())];
     let opts = Opts { vars: &vars, session: false, ..Opts::default() };
-    let mut s = Server::start_with("tests/flood_gated.jsonc", opts);
+    let mut s = Server::start_with(fixture, opts);
     s.wait_stdout("gate → running", T);
     let pid = s.child.id();
     let before = status_kb(pid, "VmRSS");
     std::fs::write(s.dir.join("go"), "go").unwrap();
-    s.wait_stdout("flood | [flowlayer] completed", T);
+    over(&mut s);
     // What stays is the rings' copy of the newest 10,000 lines (~1 MB): 1-2 MB
     // more than before the flood, where the heaps it grew used to stay
     // (13-78 MB more).
@@ -233,6 +247,26 @@ fn the_memory_a_flood_took_goes_back_once_it_is_over() {
     );
     assert!(peak > 30_000, "the flood took memory in the first place: {peak} kB more at its peak");
     assert!(s.shutdown().success());
+}
+
+#[test]
+fn the_memory_a_flood_took_goes_back_once_it_is_over() {
+    memory_goes_back_after_a_flood("tests/flood_gated.jsonc", |s| {
+        s.wait_stdout("flood | [flowlayer] completed", T)
+    });
+}
+
+/// Issue 14 item 7: the flooding process keeps running (and so does the pipe
+/// and its pump); its memory still goes back, as a oneshot's does.
+#[test]
+fn issue_14_the_memory_of_a_flood_goes_back_while_the_daemon_that_flooded_keeps_running() {
+    memory_goes_back_after_a_flood("tests/flood_stay_gated.jsonc", |s| {
+        // The terminal may skip the line; the file has every one.
+        let file = s.dir.join("logs/flood.jsonl");
+        wait_until(T, "the flood's last line in flood.jsonl", || {
+            tail(&file, 4096).contains("flood over, staying")
+        });
+    });
 }
 
 #[test]

@@ -35,10 +35,38 @@ impl Lines {
         &self.text[a as usize..b as usize]
     }
 
+    /// The same lines in buffers of their own size, when these have more than
+    /// twice the room they use: a pump gives even a one-line batch a block too
+    /// big for glibc's per-thread caches (`UNCACHED` in supervisor/pump.rs),
+    /// which would otherwise stay that big in the ring for as long as it is kept.
+    pub fn fitted(self) -> Lines {
+        let roomy = |cap: usize, len: usize| cap > 2 * len;
+        if !roomy(self.text.capacity(), self.text.len())
+            && !roomy(self.spans.capacity(), self.spans.len())
+        {
+            return self;
+        }
+        Lines { text: self.text.as_str().to_owned(), spans: self.spans.to_vec() }
+    }
+
     /// Appends one line.
+    #[cfg(test)]
     pub fn push(&mut self, line: &str) {
         let start = self.text.len() as u32;
         self.text.push_str(line);
+        self.spans.push((start, self.text.len() as u32));
+    }
+
+    /// Appends one line of bytes, each invalid UTF-8 sequence replaced by
+    /// U+FFFD (as `String::from_utf8_lossy` does, without a copy of the line).
+    pub fn push_lossy(&mut self, line: &[u8]) {
+        let start = self.text.len() as u32;
+        for chunk in line.utf8_chunks() {
+            self.text.push_str(chunk.valid());
+            if !chunk.invalid().is_empty() {
+                self.text.push(char::REPLACEMENT_CHARACTER);
+            }
+        }
         self.spans.push((start, self.text.len() as u32));
     }
 }
@@ -330,6 +358,19 @@ impl BatchJson {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn roomy_lines_are_copied_to_their_size_and_others_kept_as_they_are() {
+        let mut roomy = Lines { text: String::with_capacity(1040), spans: Vec::with_capacity(130) };
+        roomy.push_lossy(b"ok");
+        roomy.push_lossy(b"a\xffb");
+        let fitted = roomy.fitted();
+        assert_eq!((fitted.get(0), fitted.get(1)), ("ok", "a\u{fffd}b"));
+        assert!(fitted.text.capacity() < 16 && fitted.spans.capacity() == 2);
+        let exact = Lines::one("exact".to_string());
+        let ptr = exact.text.as_ptr();
+        assert_eq!(exact.fitted().text.as_ptr(), ptr, "not copied");
+    }
 
     #[test]
     fn timestamps_are_rfc3339_utc_millis() {

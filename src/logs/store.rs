@@ -165,6 +165,7 @@ impl LogStore {
         ts_ms: i64,
         lines: Lines,
     ) -> Arc<Batch> {
+        let lines = lines.fitted();
         let n = lines.len();
         let batch = Arc::new(Batch { svc, stream, phase, ts_ms, seq0: self.next_seq, lines });
         self.next_seq += n as u64;

@@ -6,11 +6,27 @@
 //! may wait on the bus, so a state thread that falls behind slows the child down
 //! instead of growing memory; nothing behind the state thread (disk, terminal,
 //! clients) can block it.
+//!
+//! A flood is read by a thread of its own, of the same name, that the pump
+//! starts at the flood's first big read and waits for; it hands the pipe back
+//! after `QUIET` without data. The lines of a flood are allocated in the heap
+//! (glibc arena) of the thread that reads them, and glibc keeps a few freed
+//! blocks per thread in a cache that only the thread itself empties, by
+//! allocating or by ending. One such block at the top of a heap the flood grew
+//! keeps all of that heap from going back; a thread that ends takes its cache
+//! with it, which is why a oneshot's memory always came back and a daemon
+//! that flooded and kept running held ~70 MB. The blocks that get there: when
+//! a heap is full (64 MiB), glibc starts another and frees the end of the
+//! full one into the cache of the thread that asked; and a block of a pump's
+//! heap freed by another thread goes to that thread's cache if it is small
+//! (`UNCACHED`).
 
 use crate::bus::{BusTx, Msg, Stream, SvcId};
 use crate::credit::Credit;
 use crate::logs::Lines;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use std::io::{ErrorKind, Read};
+use std::os::fd::AsFd;
 use std::time::Duration;
 
 /// Longest line kept whole; longer ones are split (server.md section 6).
@@ -24,9 +40,10 @@ const READ_CHUNK: usize = 256 * 1024;
 pub const PIPE_SIZES: [i32; 3] = [8 * 1024 * 1024, 4 * 1024 * 1024, 1024 * 1024];
 /// Bytes of read lines one pump may have waiting for the state thread.
 pub const IN_FLIGHT: usize = 8 * 1024 * 1024;
-/// A read at least this big that still emptied the pipe means a flood is on...
+/// A read at least this big means a flood is on: it is read on a thread of
+/// its own. And if it still emptied the pipe...
 const NAP_AFTER: usize = 16 * 1024;
-/// ...so the pump sleeps this long before reading again, letting the child's
+/// ...the pump sleeps this long before reading again, letting the child's
 /// writes pile up in the pipe (1 MiB lasts a child ~1 ms at 1 GB/s). Blocked in
 /// `read`, the pump is woken by each of the child's writes, and the kernel moves
 /// a thread woken that way onto the writer's CPU: pump and child then take turns
@@ -35,14 +52,17 @@ const NAP_AFTER: usize = 16 * 1024;
 /// the nap, 1.00x with it (medians of 6). Idle pipes never nap, nor do pipes
 /// the kernel would not grow (a 64 KiB pipe fills during a nap).
 const NAP: Duration = Duration::from_micros(200);
+/// A flood is over when its pipe has had nothing for this long: its thread
+/// ends. Long enough that a service logging in bursts keeps one thread for
+/// them; the same wait as the state thread's before it tidies the log rings.
+const QUIET: Duration = Duration::from_millis(500);
 /// Smallest block glibc does not keep in a thread's cache (its tcache holds
-/// blocks up to 1032 bytes). A block of the pump's heap freed by another
-/// thread (`state`, the writer) into that thread's cache still counts as in
-/// use in the pump's heap, and near its top it keeps the heap from shrinking
-/// once a flood is over. So the few small batches a flooding pump sends (the
-/// end of a burst) are given at least this much room. Four floods at once
-/// left 10.3-18.8 MB behind without it, 10.2-10.7 MB with it (RSS ~2 s
-/// after, four and six runs).
+/// blocks up to 1032 bytes). A flood thread's batches get at least this much
+/// room, so no block of its heap is small enough to stay in the cache of the
+/// state thread or the writer when they free it (four floods at once left
+/// 10.3-18.8 MB behind without it, 10.2-10.7 MB with it). The state thread
+/// copies such roomy batches into buffers of their own size
+/// (`Lines::fitted`), so the room costs nothing once they are stored.
 const UNCACHED: usize = 1040;
 
 pub struct Pump<R> {
@@ -55,44 +75,105 @@ pub struct Pump<R> {
     pub nap: bool,
 }
 
-impl<R: Read> Pump<R> {
+/// What a pump's reading carries from one thread to the next.
+struct Reading {
+    buf: Vec<u8>,
+    /// Bytes at the start of `buf` that belong to an unfinished line.
+    kept: usize,
+    /// Where the lines of the last read are (see `split_lines`).
+    spans: Vec<(u32, u32)>,
+    /// The last read took all the pipe had.
+    emptied: bool,
+}
+
+/// Why a stretch of reading ended.
+enum Ended {
+    /// End of file (or the state thread is gone): the pump is done.
+    Eof,
+    /// A flood began: go on in a flood thread.
+    Flood,
+    /// The flood is over: go on in the pump's own thread.
+    Quiet,
+}
+
+impl<R: Read + AsFd + Send> Pump<R> {
     /// Reads until end of file (or the state thread is gone).
     pub fn run(mut self) {
-        let mut buf = vec![0u8; READ_CHUNK + MAX_LINE];
-        // Bytes at the start of `buf` that belong to an unfinished line.
-        let mut kept = 0;
-        // The last read was a big one.
-        let mut flooding = false;
+        let mut r = Reading {
+            buf: vec![0u8; READ_CHUNK + MAX_LINE],
+            // Grown past this only by lines shorter than 64 bytes on average.
+            spans: Vec::with_capacity(READ_CHUNK / 64),
+            kept: 0,
+            emptied: false,
+        };
+        while let Ended::Flood = self.read(&mut r, false) {
+            let name = std::thread::current().name().unwrap_or("pump").to_string();
+            let joined = std::thread::scope(|s| {
+                std::thread::Builder::new()
+                    .name(name)
+                    .spawn_scoped(s, || self.read(&mut r, true))
+                    .map(|flood| flood.join())
+            });
+            let ended = match joined {
+                Ok(Ok(ended)) => ended,
+                // Cannot happen (the reading code does not panic); the pipe closes.
+                Ok(Err(_)) => Ended::Eof,
+                // No thread to be had: the flood is read here.
+                Err(_) => self.read(&mut r, true),
+            };
+            if let Ended::Eof = ended {
+                return;
+            }
+        }
+    }
+
+    /// Reads and sends batches until end of file, or (`flood`: on a flood
+    /// thread) until the pipe has been quiet for `QUIET`, or (otherwise) until
+    /// a read is big enough to be a flood.
+    fn read(&mut self, r: &mut Reading, flood: bool) -> Ended {
+        let room = if flood { UNCACHED } else { 0 };
         loop {
-            let n = match self.pipe.read(&mut buf[kept..kept + READ_CHUNK]) {
+            if flood && r.emptied && !self.ready_within(QUIET) {
+                return Ended::Quiet;
+            }
+            let n = match self.pipe.read(&mut r.buf[r.kept..r.kept + READ_CHUNK]) {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(_) => break,
             };
-            let (lines, used) = split_lines(&buf[..kept + n], false);
-            buf.copy_within(used..kept + n, 0);
-            kept = kept + n - used;
-            if !lines.is_empty() && !self.send(lines, flooding) {
-                return;
+            let (lines, used) = split_lines(&r.buf[..r.kept + n], false, room, &mut r.spans);
+            r.buf.copy_within(used..r.kept + n, 0);
+            r.kept = r.kept + n - used;
+            if !lines.is_empty() && !self.send(lines) {
+                return Ended::Eof;
             }
-            flooding = n >= NAP_AFTER;
+            r.emptied = n < READ_CHUNK;
             if self.nap && (NAP_AFTER..READ_CHUNK).contains(&n) {
                 std::thread::sleep(NAP);
             }
+            if !flood && n >= NAP_AFTER {
+                return Ended::Flood;
+            }
         }
-        if kept > 0 {
-            let (lines, _) = split_lines(&buf[..kept], true);
-            self.send(lines, flooding);
+        if r.kept > 0 {
+            let (lines, _) = split_lines(&r.buf[..r.kept], true, room, &mut r.spans);
+            r.kept = 0;
+            self.send(lines);
         }
+        Ended::Eof
     }
 
-    /// Sends a batch to the state thread; `after_flood`: the read before it was
-    /// a big one, so the batch gets at least `UNCACHED` bytes of room.
-    fn send(&self, mut lines: Lines, after_flood: bool) -> bool {
-        if after_flood {
-            make_room(&mut lines);
-        }
+    /// Waits up to `limit` for the pipe to have something to read (or to close).
+    fn ready_within(&self, limit: Duration) -> bool {
+        let mut fds = [PollFd::new(self.pipe.as_fd(), PollFlags::POLLIN)];
+        let timeout = PollTimeout::try_from(limit).unwrap_or(PollTimeout::MAX);
+        // An error (EINTR) counts as ready: the read that follows tells.
+        !matches!(poll(&mut fds, timeout), Ok(0))
+    }
+
+    /// Sends a batch to the state thread.
+    fn send(&self, lines: Lines) -> bool {
         let permit = self.credit.take(lines.text.len());
         self.bus.send(Msg::Lines { svc: self.svc, stream: self.stream, lines, permit }).is_ok()
     }
@@ -101,20 +182,30 @@ impl<R: Read> Pump<R> {
 /// Cuts `data` into lines: every line ended by `\n` (a trailing `\r` dropped),
 /// pieces of at most `MAX_LINE` bytes of an unfinished one, and, at end of file,
 /// the unfinished rest. Returns the lines and how many bytes of `data` they used.
-pub fn split_lines(data: &[u8], eof: bool) -> (Lines, usize) {
-    let mut spans = Vec::new();
+///
+/// The spans are found in `scratch` first, so the lines' buffers are allocated
+/// once, at their final size but at least `room` bytes each: the thread that
+/// reads a flood frees no small block of its own (see the header).
+pub fn split_lines(
+    data: &[u8],
+    eof: bool,
+    room: usize,
+    scratch: &mut Vec<(u32, u32)>,
+) -> (Lines, usize) {
+    scratch.clear();
+    let spans = scratch;
     let mut start = 0;
     for nl in memchr::memchr_iter(b'\n', data) {
         let mut end = nl;
         if end > start && data[end - 1] == b'\r' {
             end -= 1;
         }
-        push_spans(data, start, end, &mut spans);
+        push_spans(data, start, end, spans);
         start = nl + 1;
     }
     let mut used = start;
     if eof && used < data.len() {
-        push_spans(data, used, data.len(), &mut spans);
+        push_spans(data, used, data.len(), spans);
         used = data.len();
     } else if data.len() - used > MAX_LINE {
         // An unfinished line may not grow past the cap: emit whole pieces of it now.
@@ -125,25 +216,21 @@ pub fn split_lines(data: &[u8], eof: bool) -> (Lines, usize) {
         }
     }
     let region = &data[..used];
-    let lines = match std::str::from_utf8(region) {
-        // The usual case: one copy of the whole region, spans stay as they are.
-        Ok(text) => Lines { text: text.to_owned(), spans },
-        Err(_) => {
-            let mut lines = Lines::default();
-            for (a, b) in spans {
-                lines.push(&String::from_utf8_lossy(&data[a as usize..b as usize]));
-            }
-            lines
-        }
+    let span_room = (room / std::mem::size_of::<(u32, u32)>()).max(spans.len());
+    let mut lines = Lines {
+        text: String::with_capacity(room.max(used)),
+        spans: Vec::with_capacity(span_room),
     };
+    match std::str::from_utf8(region) {
+        // The usual case: one copy of the whole region, spans stay as they are.
+        Ok(text) => {
+            lines.text.push_str(text);
+            lines.spans.extend_from_slice(spans);
+        }
+        // Replacement characters may make the text longer (it then regrows).
+        Err(_) => spans.iter().for_each(|&(a, b)| lines.push_lossy(&data[a as usize..b as usize])),
+    }
     (lines, used)
-}
-
-/// Gives a batch's buffers at least `UNCACHED` bytes each.
-fn make_room(lines: &mut Lines) {
-    lines.text.reserve(UNCACHED.saturating_sub(lines.text.len()));
-    let span = std::mem::size_of::<(u32, u32)>();
-    lines.spans.reserve((UNCACHED / span).saturating_sub(lines.spans.len()));
 }
 
 /// Spans for one line, split at `MAX_LINE` bytes on character boundaries.
@@ -183,16 +270,16 @@ mod tests {
 
     #[test]
     fn complete_lines_are_cut_and_cr_is_dropped() {
-        let (lines, used) = split_lines(b"abc\r\nde\n\nf", false);
+        let (lines, used) = split_lines(b"abc\r\nde\n\nf", false, 0, &mut Vec::new());
         assert_eq!(all(&lines), vec!["abc", "de", ""]);
         assert_eq!(used, 9);
-        let (lines, used) = split_lines(b"f", true);
+        let (lines, used) = split_lines(b"f", true, 0, &mut Vec::new());
         assert_eq!((all(&lines), used), (vec!["f".to_string()], 1));
     }
 
     #[test]
     fn invalid_utf8_is_replaced_not_dropped() {
-        let (lines, _) = split_lines(b"ok\na\xffb\n", false);
+        let (lines, _) = split_lines(b"ok\na\xffb\n", false, 0, &mut Vec::new());
         assert_eq!(all(&lines), vec!["ok", "a\u{fffd}b"]);
     }
 
@@ -201,12 +288,12 @@ mod tests {
         let mut line = vec![b'x'; MAX_LINE - 1];
         line.extend_from_slice("é".as_bytes()); // straddles the cap
         line.extend_from_slice(b"yz\n");
-        let (lines, _) = split_lines(&line, false);
+        let (lines, _) = split_lines(&line, false, 0, &mut Vec::new());
         assert_eq!(lines.len(), 2);
         assert_eq!(lines.get(0).len(), MAX_LINE - 1);
         assert_eq!(lines.get(1), "éyz");
         let big = vec![b'q'; MAX_LINE * 2 + 10];
-        let (lines, used) = split_lines(&big, false);
+        let (lines, used) = split_lines(&big, false, 0, &mut Vec::new());
         assert_eq!(lines.len(), 2);
         assert_eq!(big.len() - used, 10);
     }

@@ -157,6 +157,7 @@ fn run(background: bool) -> Result<ExitCode, Fatal> {
     cfg.path = path;
     let plan = plan::Plan::build(&cfg)
         .map_err(|e| Fatal::Usage(format!("config {}: {e}", cfg.path.display())))?;
+    config::create_logs_dir(&cfg).map_err(|e| Fatal::Usage(e.to_string()))?;
     if let Some(b) = &args.bind {
         let bind = config::parse_bind(b).map_err(|e| Fatal::Usage(format!("-s \"{b}\": {e}")))?;
         cfg.session.bind = Some(bind);
@@ -195,7 +196,7 @@ fn run(background: bool) -> Result<ExitCode, Fatal> {
     let names: Arc<[String]> = cfg.services.iter().map(|s| s.name.clone()).collect();
     let writer = match &cfg.logs_dir {
         Some(dir) => Some(logs::spawn_writer(dir.clone(), names.clone()).map_err(|e| {
-            Fatal::Other(format!("logs.dir {}: cannot create it: {e}", dir.display()))
+            Fatal::Other(format!("logs.dir {}: cannot start writing to it: {e}", dir.display()))
         })?),
         None => None,
     };

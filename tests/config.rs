@@ -66,3 +66,40 @@ fn guard_config_errors_name_the_field_and_exit_2() {
         assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
     }
 }
+
+#[test]
+fn issue_14_names_the_log_files_cannot_hold_and_keys_given_twice_are_refused() {
+    let dir = temp_dir("config");
+    let text = std::fs::read_to_string(fixture_dir().join("tests/bad_names.jsonc")).unwrap();
+    std::fs::write(dir.join("n.jsonc"), text.replace("LONGNAME", &"x".repeat(300))).unwrap();
+    let (code, _, err) = run_cli(&["n.jsonc"], &dir);
+    assert_eq!(code, 2, "{err}");
+    for needle in [
+        "Error: config n.jsonc: services.api.port: key given twice (at line 6:26 and again at line 7:14)",
+        "Error: config n.jsonc: service name \"all\" is reserved: logs.dir/all.jsonl holds every service's lines",
+        "Error: config n.jsonc: service name \"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...\" is 300 bytes long: at most 200",
+    ] {
+        assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
+    }
+    assert_eq!(err.lines().filter(|l| l.starts_with("Error:")).count(), 3, "{err}");
+}
+
+#[test]
+fn issue_14_a_logs_dir_that_cannot_be_created_is_a_config_error() {
+    let dir = temp_dir("config");
+    std::fs::write(dir.join("blocker"), "a file, not a directory").unwrap();
+    for (logs, reason) in
+        [("./blocker/logs", "Not a directory"), ("./blocker", "it exists and is not a directory")]
+    {
+        let cfg = format!(r#"{{"logs":{{"dir":"{logs}"}},"services":{{"a":{{"cmd":"true"}}}}}}"#);
+        std::fs::write(dir.join("l.jsonc"), cfg).unwrap();
+        let (code, _, err) = run_cli(&["l.jsonc"], &dir);
+        assert_eq!(code, 2, "{err}");
+        let path = dir.join(logs.trim_start_matches("./"));
+        let expect = format!(
+            "Error: config l.jsonc: logs.dir: cannot create \"{}\": {reason}",
+            path.display()
+        );
+        assert!(err.starts_with(&expect), "expected {expect:?} in:\n{err}");
+    }
+}

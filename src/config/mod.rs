@@ -5,6 +5,8 @@
 
 mod bind;
 mod error;
+mod keys;
+mod names;
 mod origin;
 mod validate;
 
@@ -161,6 +163,19 @@ impl Config {
     }
 }
 
+/// Creates `logs.dir` (and its parents) when it is missing. One that cannot be
+/// had is a config error, found before anything starts (issue 14).
+pub fn create_logs_dir(cfg: &Config) -> Result<(), ConfigError> {
+    let Some(dir) = &cfg.logs_dir else { return Ok(()) };
+    let error = match std::fs::create_dir_all(dir) {
+        Ok(()) => return Ok(()),
+        Err(_) if dir.exists() && !dir.is_dir() => "it exists and is not a directory".to_string(),
+        Err(e) => e.to_string(),
+    };
+    let problem = ConfigProblem::LogsDir { path: dir.clone(), error };
+    Err(ConfigError { file: cfg.path.clone(), problems: vec![problem] })
+}
+
 /// Reads, parses and validates a config file.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
@@ -200,5 +215,13 @@ pub fn parse(text: &str, path: &Path, dir: &Path) -> Result<Config, ConfigError>
             }]))
         }
     };
-    validate::validate(&value, dir).map_err(fail)
+    let mut problems = keys::duplicates(text, &opts);
+    match validate::validate(&value, dir) {
+        Ok(cfg) if problems.is_empty() => Ok(cfg),
+        Ok(_) => Err(fail(problems)),
+        Err(more) => {
+            problems.extend(more);
+            Err(fail(problems))
+        }
+    }
 }

@@ -150,7 +150,7 @@ fn resolve(dir: &Path, rel: String) -> PathBuf {
 pub(super) fn validate(root: &Value, dir: &Path) -> Result<Config, Vec<ConfigProblem>> {
     let mut w = Walk { problems: Vec::new() };
     let Some(top) =
-        w.object(root, "", &["name", "session", "logs", "logView", "guard", "services"])
+        w.object(root, "", &["$schema", "name", "session", "logs", "logView", "guard", "services"])
     else {
         return Err(w.problems);
     };
@@ -162,6 +162,8 @@ pub(super) fn validate(root: &Value, dir: &Path) -> Result<Config, Vec<ConfigPro
         }
         None => default_stack_name(dir),
     };
+    // For editors (stacks.md section 6): its value means nothing to the server.
+    w.string(top, "$schema", "");
     let session = top.get("session").map(|v| session(&mut w, v)).unwrap_or_default();
     let logs_dir = top.get("logs").and_then(|v| {
         let o = w.object(v, "logs", &["dir"])?;
@@ -189,6 +191,7 @@ pub(super) fn validate(root: &Value, dir: &Path) -> Result<Config, Vec<ConfigPro
                 }
                 crate::guard::resolve_all(top.get("guard"), o, &mut services, &mut w.problems);
                 all_names = o.keys().cloned().collect();
+                w.problems.extend(super::names::problems(&all_names));
             }
         }
     }
@@ -784,6 +787,15 @@ mod tests {
         assert_eq!(default_stack_name(Path::new("/home/me/My App (v2)")), "My-App--v2-");
         assert_eq!(default_stack_name(Path::new("/home/me/.hidden")), "hidden");
         assert_eq!(default_stack_name(Path::new("/")), "stack");
+    }
+
+    #[test]
+    fn a_top_level_schema_key_is_accepted_and_ignored() {
+        ok(r#"{"$schema":"./spec/flowlayer.schema.json","services":{"a":{"cmd":"x"}}}"#);
+        let p = problems(r#"{"$schema":1,"services":{"a":{"cmd":"x"}}}"#);
+        assert_eq!(p, vec!["$schema: expected a string"]);
+        let p = problems(r#"{"services":{"a":{"cmd":"x","$schema":"s"}}}"#);
+        assert_eq!(p, vec!["unknown field \"$schema\" in services.a"]);
     }
 
     #[test]

@@ -217,10 +217,8 @@ pub fn split_lines(
     }
     let region = &data[..used];
     let span_room = (room / std::mem::size_of::<(u32, u32)>()).max(spans.len());
-    let mut lines = Lines {
-        text: String::with_capacity(room.max(used)),
-        spans: Vec::with_capacity(span_room),
-    };
+    let mut lines =
+        Lines { text: String::with_capacity(room.max(used)), spans: Vec::with_capacity(span_room) };
     match std::str::from_utf8(region) {
         // The usual case: one copy of the whole region, spans stay as they are.
         Ok(text) => {

@@ -200,8 +200,10 @@ fn run(background: bool) -> Result<ExitCode, Fatal> {
         })?),
         None => None,
     };
-    let first_seq = logs::first_seq(cfg.logs_dir.as_deref(), logs::now_ms());
-    let store = logs::LogStore::new(cfg.services.len(), logs::DEFAULT_RING_CAPACITY, first_seq);
+    let log_history = logs::HistoryEnd::read(cfg.logs_dir.as_deref());
+    let first_seq = log_history.first_seq(logs::now_ms());
+    let store = logs::LogStore::new(cfg.services.len(), logs::DEFAULT_RING_CAPACITY, first_seq)
+        .with_earlier_runs(log_history.earlier_runs());
     let other = |e: std::io::Error| Fatal::Other(format!("cannot start a thread: {e}"));
     let timeline = match &cfg.logs_dir {
         Some(dir) => Some(health::spawn_timeline_writer(dir).map_err(other)?),

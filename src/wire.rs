@@ -102,10 +102,18 @@ pub fn result(id: String, payload: ResultPayload<ResultData>) -> Frame {
 }
 
 /// A successful `get_logs` result from entries already encoded as JSON objects
-/// and joined by commas (hot path: the entries are copied once, into the frame).
-pub fn logs_result(id: &str, entries_json: &[u8], truncated: bool, effective_limit: u64) -> Frame {
+/// and joined by commas (hot path: the entries are copied once, into the frame),
+/// with the **Extension** fields that say where the history on disk fell short.
+pub fn logs_result(
+    id: &str,
+    entries_json: &[u8],
+    truncated: bool,
+    effective_limit: u64,
+    damaged: Option<u64>,
+    history_error: Option<&str>,
+) -> Frame {
     let head = logs_result_head(id);
-    let tail = logs_result_tail(truncated, effective_limit);
+    let tail = logs_result_tail(truncated, effective_limit, damaged, history_error);
     text_frame_of(&[head.as_bytes(), entries_json, tail.as_bytes()])
 }
 
@@ -196,7 +204,7 @@ mod tests {
         let b = Batch { stream: Stream::Stdout, ..batch(&["listening"]) };
         let mut entry_json = Vec::new();
         BatchJson::new(&b, "api").write(&b, 0, &mut entry_json);
-        let page = logs_result("9", &entry_json, false, 500);
+        let page = logs_result("9", &entry_json, false, 500, None, None);
         assert_eq!(text(&page), sample("result_logs"));
     }
 
@@ -245,9 +253,15 @@ mod tests {
                 json.write(&b, i, &mut joined);
             }
             let id = "id \"x\"";
-            let by_hand = logs_result(id, &joined, truncated, 1000);
+            let by_hand = logs_result(id, &joined, truncated, 1000, None, None);
             let entries = (0..n).map(|i| entry(&b, i, "api")).collect();
-            let page = LogsPage { entries, truncated, effective_limit: 1000 };
+            let page = LogsPage {
+                entries,
+                truncated,
+                effective_limit: 1000,
+                damaged: None,
+                history_error: None,
+            };
             let msg = ServerMessage::Result {
                 id: id.into(),
                 payload: ResultPayload::ok(ResultData::Logs(page)),

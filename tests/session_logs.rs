@@ -1,5 +1,5 @@
 use crate::support::ws::Client;
-use crate::support::{free_port, Opts, Server};
+use crate::support::{free_port, temp_dir, Opts, Server};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -147,4 +147,142 @@ fn a_result_frame_stays_under_8_mib() {
     assert_eq!(res["payload"]["data"]["truncated"], true);
     // The newest are kept: the last one is line 200.
     assert!(entries.last().unwrap()["message"].as_str().unwrap().starts_with("line 200x"));
+}
+
+/// JSONL lines as an earlier run of the server wrote them: `service` printed
+/// `old <seq>` at each seq.
+fn earlier_run(service: &str, seqs: std::ops::RangeInclusive<u64>) -> String {
+    seqs.map(|seq| {
+        format!(
+            r#"{{"seq":{seq},"service":"{service}","phase":"running","stream":"stdout","message":"old {seq}","timestamp":"2026-11-27T14:55:21.123Z"}}"#
+        ) + "\n"
+    })
+    .collect()
+}
+
+/// A logs directory holding `text` in `all.jsonl` and in `<service>.jsonl`.
+fn history_dir(tag: &str, service: &str, text: &str) -> std::path::PathBuf {
+    let dir = temp_dir(tag).keep();
+    std::fs::create_dir_all(dir.join("logs")).unwrap();
+    std::fs::write(dir.join("logs/all.jsonl"), text).unwrap();
+    std::fs::write(dir.join(format!("logs/{service}.jsonl")), text).unwrap();
+    dir
+}
+
+/// Issue 14 item 6: an earlier run ended in the middle of a line (a full disk,
+/// a kill). That line is skipped and counted, never copied into a frame nor
+/// glued to the next run's first line, and paging back goes on into the
+/// earlier run.
+#[test]
+fn issue_14_a_line_an_earlier_run_left_cut_is_skipped_and_paging_reaches_that_run() {
+    let mut text = earlier_run("many", 1..=3);
+    text.push_str(&earlier_run("many", 4..=4)[..40]);
+    let dir = history_dir("cut-history", "many", &text);
+    let mut s =
+        Server::start_with("tests/history.jsonc", Opts { dir: Some(dir), ..Opts::default() });
+    s.wait_started();
+    s.wait_stdout("many | line 12000", T);
+    let mut c = connect(&s);
+    let mut before: Option<u64> = None;
+    let mut got: Vec<String> = Vec::new();
+    let mut damaged = 0;
+    loop {
+        let mut p = json!({"service": "many", "limit": 1000});
+        if let Some(b) = before {
+            p["before_seq"] = json!(b);
+        }
+        // Each frame parses as JSON (the client helper insists).
+        let (_, res) = c.call("get_logs", p);
+        damaged += res["data"]["damaged"].as_u64().unwrap_or(0);
+        let entries = res["data"]["entries"].as_array().unwrap().clone();
+        if entries.is_empty() {
+            break;
+        }
+        before = entries[0]["seq"].as_u64();
+        let mut page: Vec<String> =
+            entries.iter().map(|e| e["message"].as_str().unwrap().to_string()).collect();
+        page.append(&mut got);
+        got = page;
+        if res["data"]["truncated"] == false {
+            break;
+        }
+    }
+    let mut expect: Vec<String> = (1..=3).map(|i| format!("old {i}")).collect();
+    expect.extend((1..=12000).map(|i| format!("line {i}")));
+    assert_eq!(got.len(), expect.len());
+    assert!(got == expect, "first lines: {:?}", &got[..5]);
+    assert_eq!(damaged, 1, "the cut line is counted once");
+    assert!(s.shutdown().success());
+    // The cut line stands alone; every other line of the files is a whole entry.
+    for file in ["logs/many.jsonl", "logs/all.jsonl"] {
+        let text = std::fs::read_to_string(s.dir.join(file)).unwrap();
+        let bad: Vec<&str> =
+            text.lines().filter(|l| serde_json::from_str::<Value>(l).is_err()).collect();
+        assert_eq!(bad, vec![&earlier_run("many", 4..=4)[..40]], "{file}");
+    }
+}
+
+/// Issue 14 item 6: a last line in another JSON shape (spaces) still counts
+/// when the next run picks its first seq, so seq never goes backwards.
+#[test]
+fn issue_14_seq_continues_after_a_last_line_that_is_json_but_not_ours() {
+    let high = 5_000_000_000_000_000u64; // far above boot time x 1000
+    let mut text = earlier_run("api", high - 10..=high - 10);
+    text.push_str(&format!(
+        r#"{{"seq": {high}, "service": "api", "phase": "running", "stream": "stdout", "message": "spaced", "timestamp": "2026-11-27T14:55:21.123Z"}}"#
+    ));
+    text.push('\n');
+    let dir = history_dir("spaced-history", "api", &text);
+    let mut s =
+        Server::start_with("tests/history_runs.jsonc", Opts { dir: Some(dir), ..Opts::default() });
+    s.wait_started();
+    s.wait_stdout("api | line 5", T);
+    let mut c = connect(&s);
+    // The newest page is this run's, and says there is more.
+    let (_, res) = c.call("get_logs", json!({"service": "api", "limit": 100}));
+    let this_run = seqs(&res);
+    assert_eq!(this_run.len(), 5, "{res}");
+    assert!(this_run[0] > high && this_run.windows(2).all(|w| w[0] < w[1]), "{this_run:?}");
+    assert_eq!(res["data"]["truncated"], true);
+    // Paging back reaches the earlier run, the spaced line in our shape.
+    let p = json!({"service": "api", "before_seq": this_run[0], "limit": 100});
+    let (_, res) = c.call("get_logs", p);
+    assert_eq!(seqs(&res), vec![high - 10, high], "{res}");
+    assert_eq!(
+        res["data"]["entries"][1],
+        json!({"seq": high, "service": "api", "phase": "running", "stream": "stdout",
+               "message": "spaced", "timestamp": "2026-11-27T14:55:21.123Z"})
+    );
+    assert_eq!(res["data"]["truncated"], false);
+    assert!(res["data"].get("damaged").is_none() && res["data"].get("history_error").is_none());
+}
+
+/// Issue 14 item 6: history on disk that cannot be read makes the page say
+/// so (`truncated` and the `history_error` extension), with what memory holds.
+#[test]
+fn issue_14_a_history_file_that_cannot_be_read_is_said_in_the_page() {
+    // An earlier run in all.jsonl, and a directory where api.jsonl should
+    // be: reading it fails (for root too).
+    let dir = history_dir("unreadable-history", "other", &earlier_run("api", 1..=3));
+    std::fs::create_dir_all(dir.join("logs/api.jsonl")).unwrap();
+    let opts = Opts { dir: Some(dir), ..Opts::default() };
+    let mut s = Server::start_with("tests/history_runs.jsonc", opts);
+    s.wait_started();
+    s.wait_stdout("api | line 5", T);
+    let mut c = connect(&s);
+    let (_, res) = c.call("get_logs", json!({"service": "api", "limit": 100}));
+    let first = seqs(&res)[0];
+    assert_eq!((seqs(&res).len(), &res["data"]["truncated"]), (5, &json!(true)), "{res}");
+    assert!(res["data"].get("history_error").is_none(), "memory's page reads no file");
+    // Paging back needs the file, which cannot be read: the page says so.
+    for p in [
+        json!({"service": "api", "before_seq": first, "limit": 100}),
+        json!({"service": "api", "before_seq": first + 2, "limit": 100}),
+    ] {
+        let (_, res) = c.call("get_logs", p);
+        assert_eq!(res["data"]["truncated"], true);
+        let why = res["data"]["history_error"].as_str().unwrap_or_default();
+        assert!(why.starts_with("cannot read ") && why.contains("api.jsonl: "), "{res}");
+        assert!(seqs(&res).iter().all(|s| *s >= first), "what memory holds: {res}");
+    }
 }

@@ -79,7 +79,7 @@ fn main() {
     }
     let wanted = |w: &str| only.as_ref().is_none_or(|o| o.iter().any(|x| x == w));
     let mut rows: Vec<Row> = Vec::new();
-    let plan: [(&str, Workload); 12] = [
+    let plan: [(&str, Workload); 13] = [
         ("W1", workloads::w1),
         ("W1x4", workloads::w1x4),
         ("W1+clients", workloads::w1_clients),
@@ -92,6 +92,7 @@ fn main() {
         ("W8", guard::w8),
         ("W9", stacks::w9),
         ("WEB", web::web),
+        ("W10", workloads::w10),
     ];
     for (name, f) in plan {
         if wanted(name) {

@@ -655,3 +655,50 @@ pub fn w7(env: &Env) -> Vec<Row> {
         row("W7", "get_stats round trip, 20 services x 5 processes", stats_ms, "ms"),
     ]
 }
+
+/// Lines of the history W10 pages through.
+const W10_LINES: usize = 200_000;
+
+pub fn w10(env: &Env) -> Vec<Row> {
+    let dir = work_dir("w10");
+    let cfg = json!({"logs": {"dir": "./logs"}, "services": {
+        "flood": {"cmd": [env.helper, "flood", "--lines", W10_LINES.to_string(), "--bytes", "100"],
+                  "kind": "oneshot"}
+    }});
+    let server = Server::start(&env.server, &dir, cfg);
+    let last = format!("FLOOD1:{:07}:", W10_LINES - 1);
+    assert!(wait(T, || tail_has(&dir.join("logs/flood.jsonl"), &last)), "flood not in the files");
+    let mut c = Client::connect(&server.addr());
+    // The oldest seq memory holds: pages below it come from the files.
+    let page = |c: &mut Client, p: Value| c.call("get_logs", p)["data"].clone();
+    let mem = page(&mut c, json!({"service": "flood", "limit": 1}));
+    let newest = mem["entries"][0]["seq"].as_u64().expect("a newest entry");
+    let oldest_in_memory = newest + 1 - 10_000;
+    let first = newest + 1 - W10_LINES as u64;
+    let reps = if env.quick { 5 } else { 21 };
+    let queries: [(&str, Value); 3] = [
+        (
+            "just below memory, flood.jsonl",
+            json!({"service": "flood", "before_seq": oldest_in_memory, "limit": 10000}),
+        ),
+        ("just below memory, all.jsonl", json!({"before_seq": oldest_in_memory, "limit": 10000})),
+        (
+            "the oldest 10,000 of 200,000, flood.jsonl",
+            json!({"service": "flood", "before_seq": first + 10_000, "limit": 10000}),
+        ),
+    ];
+    let mut out = Vec::new();
+    for (label, p) in queries {
+        let mut lat = Vec::new();
+        for _ in 0..reps {
+            let t0 = mono_ns();
+            let r = page(&mut c, p.clone());
+            lat.push((mono_ns() - t0) as f64 / 1e6);
+            let n = r["entries"].as_array().map_or(0, |a| a.len());
+            assert_eq!(n, 10_000, "{label}: {r}");
+        }
+        out.push(row("W10", &format!("get_logs, 10,000 entries from disk: {label}"), lat, "ms"));
+    }
+    server.stop();
+    out
+}

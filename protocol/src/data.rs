@@ -143,6 +143,14 @@ pub struct LogsPage {
     /// Some matching entries were left out (the limit, or the 8 MiB frame cap).
     pub truncated: bool,
     pub effective_limit: u64,
+    /// **Extension** (protocol.md, "get_logs"): lines of the history on disk
+    /// in the range this page read that were not whole entries, skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub damaged: Option<u64>,
+    /// **Extension** (protocol.md, "get_logs"): the history on disk could not
+    /// be read, and why; `truncated` is then true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history_error: Option<String>,
 }
 
 /// The data of a `start_service`, `stop_service` or `restart_service` result

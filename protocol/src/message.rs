@@ -206,9 +206,24 @@ pub fn logs_result_head(id: &str) -> String {
     format!(r#"{{"type":"result","id":{id},"payload":{{"ok":true,"data":{{"entries":["#)
 }
 
-/// What follows the entries of a successful `get_logs` result.
-pub fn logs_result_tail(truncated: bool, effective_limit: u64) -> String {
-    format!(r#"],"truncated":{truncated},"effective_limit":{effective_limit}}}}}}}"#)
+/// What follows the entries of a successful `get_logs` result, with the
+/// **Extension** fields `damaged` and `history_error` where they are given.
+pub fn logs_result_tail(
+    truncated: bool,
+    effective_limit: u64,
+    damaged: Option<u64>,
+    history_error: Option<&str>,
+) -> String {
+    let mut tail = format!(r#"],"truncated":{truncated},"effective_limit":{effective_limit}"#);
+    if let Some(n) = damaged {
+        tail.push_str(&format!(r#","damaged":{n}"#));
+    }
+    if let Some(e) = history_error {
+        let e = serde_json::to_string(e).expect("a string always encodes");
+        tail.push_str(&format!(r#","history_error":{e}"#));
+    }
+    tail.push_str("}}}");
+    tail
 }
 
 #[cfg(test)]
@@ -239,7 +254,15 @@ mod tests {
 
     #[test]
     fn logs_result_head_and_tail_wrap_entries_as_serde_does() {
-        for (entries, truncated) in [(vec![], false), (vec![entry(1, "x"), entry(2, "y")], true)] {
+        let two = vec![entry(1, "x"), entry(2, "y")];
+        let cases = [
+            (vec![], false, None, None),
+            (two.clone(), true, None, None),
+            (two.clone(), true, Some(3), None),
+            (two, true, Some(1), Some("cannot read \"x\": gone")),
+            (vec![], true, None, Some("cannot read y")),
+        ];
+        for (entries, truncated, damaged, history_error) in cases {
             let joined: Vec<String> =
                 entries.iter().map(|e| serde_json::to_string(e).unwrap()).collect();
             let id = "id \"9\"";
@@ -247,9 +270,11 @@ mod tests {
                 "{}{}{}",
                 logs_result_head(id),
                 joined.join(","),
-                logs_result_tail(truncated, 500)
+                logs_result_tail(truncated, 500, damaged, history_error)
             );
-            let page = LogsPage { entries, truncated, effective_limit: 500 };
+            let history_error = history_error.map(String::from);
+            let page =
+                LogsPage { entries, truncated, effective_limit: 500, damaged, history_error };
             let msg = ServerMessage::Result {
                 id: id.into(),
                 payload: ResultPayload::ok(ResultData::Logs(page)),

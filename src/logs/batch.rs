@@ -200,7 +200,7 @@ fn any_escape(bytes: &[u8]) -> bool {
 /// bytes at a time without branching inside a block, which the compiler turns
 /// into vector code, so text between escapes (after an ANSI colour code, say)
 /// is skipped a block at a time.
-fn next_escape(bytes: &[u8], from: usize) -> Option<usize> {
+pub(super) fn next_escape(bytes: &[u8], from: usize) -> Option<usize> {
     let mut blocks = bytes[from..].chunks_exact(16);
     let mut at = from;
     for block in &mut blocks {

@@ -1,18 +1,21 @@
 //! Log lines: batches shared by everyone who needs them, the in-memory rings
-//! (owned by the state thread, no locks) and the JSONL projection on disk (a
-//! writer thread of its own), and the append writer of the smaller JSON-lines
-//! files (`timeline.jsonl`, `incidents.jsonl`).
+//! (owned by the state thread, no locks), the JSONL projection on disk (a
+//! writer thread of its own) and the history read back from it, and the
+//! append writer of the smaller JSON-lines files (`timeline.jsonl`,
+//! `incidents.jsonl`).
 
 mod append;
 mod batch;
+mod history;
 mod sink;
 mod store;
 mod writer;
 
 pub use append::{spawn_append_writer, AppendWriter};
 pub use batch::{format_timestamp, now_ms, Batch, BatchJson, LineRef, Lines};
+pub use history::{read_page, HistoryEnd};
 pub use store::{LogStore, Page, DEFAULT_RING_CAPACITY};
-pub use writer::{first_seq, read_jsonl_page, spawn_writer, Writer};
+pub use writer::{spawn_writer, Writer};
 
 /// An empty directory of this test process, for a unit test that writes files
 /// (the test removes it).

@@ -12,7 +12,7 @@
 use nix::fcntl::{fallocate, FallocateFlags};
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
 
 const BUFFER: usize = 256 * 1024;
@@ -33,6 +33,10 @@ pub struct Sink {
 }
 
 impl Sink {
+    /// Opens a file to append to. When an earlier run left it ending inside a
+    /// line (cut by a full disk, or by a kill in the middle of a write), the
+    /// first write starts a new line, so that line stays the only damaged one
+    /// instead of taking the next run's first line with it.
     pub fn open(path: &Path) -> std::io::Result<Sink> {
         let file = OpenOptions::new().create(true).append(true).open(path)?;
         let meta = file.metadata()?;
@@ -43,12 +47,20 @@ impl Sink {
             // A file system that cannot truncate still takes appends.
             let _ = file.set_len(end);
         }
-        Ok(Sink {
+        let mut last = [b'\n'];
+        if end > 0 && meta.is_file() {
+            File::open(path)?.read_exact_at(&mut last, end - 1)?;
+        }
+        let mut sink = Sink {
             out: BufWriter::with_capacity(BUFFER, file),
             end,
             reserved: end,
             no_reserve: false,
-        })
+        };
+        if last[0] != b'\n' {
+            sink.write(b"\n")?;
+        }
+        Ok(sink)
     }
 
     pub fn write(&mut self, data: &[u8]) -> std::io::Result<()> {
@@ -132,6 +144,24 @@ mod tests {
         assert_eq!(meta.len(), written + big.len() as u64);
         assert!(meta.blocks() * 512 < written + RESERVE_AHEAD / 2, "{held} bytes were held");
         drop(sink);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_file_left_inside_a_line_is_written_on_from_a_new_line() {
+        let dir = crate::logs::scratch_dir("sink-cut");
+        for (before, after) in [
+            (&b"whole\ncut sh"[..], &b"whole\ncut sh\nnext\n"[..]),
+            (b"whole\n", b"whole\nnext\n"),
+            (b"", b"next\n"),
+        ] {
+            let path = dir.join("a.jsonl");
+            std::fs::write(&path, before).unwrap();
+            let mut sink = Sink::open(&path).unwrap();
+            sink.write(b"next\n").unwrap();
+            sink.release().unwrap();
+            assert_eq!(std::fs::read(&path).unwrap(), after);
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -24,6 +24,8 @@ pub struct LogStore {
     /// This run's first seq: anything below it is from an earlier server run
     /// and only on disk.
     first_seq: u64,
+    /// The files may hold entries of earlier runs (see `with_earlier_runs`).
+    earlier: bool,
     /// Lines evicted from memory over the run (they stay in the JSONL files).
     pub evicted: u64,
 }
@@ -152,8 +154,16 @@ impl LogStore {
             capacity: capacity.max(1),
             next_seq: first_seq,
             first_seq,
+            earlier: false,
             evicted: 0,
         }
+    }
+
+    /// Says whether the JSONL files may hold entries of earlier runs (they
+    /// told a seq at boot, or could not be read).
+    pub fn with_earlier_runs(mut self, earlier: bool) -> LogStore {
+        self.earlier = earlier;
+        self
     }
 
     /// Stores a batch of lines read at `ts_ms`; returns it, seq assigned.
@@ -216,6 +226,8 @@ impl LogStore {
     }
 
     /// Newest `limit` entries with `after < seq < before`, of one service or all.
+    /// `disk`: the JSONL files hold every entry, this run's evicted ones and
+    /// those of earlier runs, so what memory does not hold is asked from them.
     pub fn query(
         &self,
         svc: Option<SvcId>,
@@ -228,11 +240,16 @@ impl LogStore {
             Some(s) => vec![s.0],
             None => (0..self.rings.len()).collect(),
         };
-        // Memory holds every entry above `floor` for these rings. A client
-        // that resumes after a server restart gives an `after_seq` of an
-        // earlier run: those entries are on disk only (server.md section 6).
-        // Without `after_seq` a page stays within this run, as it always has.
-        let run_floor = if after > 0 { self.first_seq - 1 } else { 0 };
+        // Memory holds every entry above `floor` for these rings. Entries of
+        // earlier server runs are on disk only (server.md section 6): a query
+        // reaches them with an `after_seq` below this run (a client resuming
+        // after a restart; without the files they are gone, and `truncated`
+        // says so) or, with the files, a `before_seq` (a client paging back).
+        // The newest page, asked with neither, stays within this run and says
+        // (`truncated`) when earlier runs left entries.
+        let newest = after == 0 && before == u64::MAX;
+        let paging_back = before < u64::MAX && disk && self.earlier;
+        let run_floor = if after > 0 || paging_back { self.first_seq - 1 } else { 0 };
         let floor = rings.iter().map(|r| self.evicted_max[*r]).max().unwrap_or(0).max(run_floor);
         let low = after.max(floor);
         // Per ring: how many entries with low < seq < before are left to merge,
@@ -267,7 +284,7 @@ impl LogStore {
         let more_in_memory = !spans.is_empty();
         let older_evicted = floor > after && before > after + 1;
         let mut from_disk = None;
-        let mut truncated = more_in_memory;
+        let mut truncated = more_in_memory || (newest && disk && self.earlier);
         if !more_in_memory && older_evicted {
             if disk && out.len() < limit {
                 let upto = floor.min(before.saturating_sub(1));
@@ -431,5 +448,35 @@ mod tests {
         // No after_seq: this run only, as before; after_seq in this run: memory.
         assert!(s.query(None, 0, u64::MAX, 50, true).from_disk.is_none());
         assert!(s.query(None, 99, u64::MAX, 50, true).from_disk.is_none());
+    }
+
+    #[test]
+    fn paging_back_reaches_earlier_runs_in_the_files_and_the_newest_page_says_they_are_there() {
+        let store = |earlier| {
+            let mut s = LogStore::new(2, 10, 100).with_earlier_runs(earlier);
+            s.push(SvcId(0), Status::Running, Stream::Stdout, 0, lines(0, 3)); // seq 100-102
+            s
+        };
+        let s = store(true);
+        // The newest page: this run's, and more before it.
+        let p = s.query(Some(SvcId(0)), 0, u64::MAX, 5, true);
+        assert_eq!((seqs(&p), p.truncated, p.from_disk), (vec![100, 101, 102], true, None));
+        // Paging back: the part below this run comes from the files.
+        let p = s.query(None, 0, 101, 5, true);
+        assert_eq!(seqs(&p), vec![100]);
+        assert_eq!(p.from_disk, Some(DiskRange { after: 0, upto: 99, need: 4 }));
+        let p = s.query(Some(SvcId(1)), 0, 100, 5, true);
+        assert_eq!(
+            (p.entries.len(), p.from_disk),
+            (0, Some(DiskRange { after: 0, upto: 99, need: 5 }))
+        );
+        // Files with no earlier run, or no files: nothing more to say or read.
+        let s = store(false);
+        let p = s.query(Some(SvcId(0)), 0, u64::MAX, 5, true);
+        assert!(!p.truncated && p.from_disk.is_none());
+        assert!(s.query(None, 0, 101, 5, true).from_disk.is_none());
+        let s = store(true);
+        let p = s.query(Some(SvcId(0)), 0, 101, 5, false);
+        assert!(!p.truncated && p.from_disk.is_none());
     }
 }

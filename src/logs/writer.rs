@@ -1,5 +1,5 @@
 //! The JSONL projection: a writer thread that appends every entry to `all.jsonl`
-//! and `<service>.jsonl`, plus the readers that find the last `seq` and page back.
+//! and `<service>.jsonl` (reading them back is `history.rs`).
 //!
 //! The state thread queues batches over an unbounded channel (a slow disk must
 //! never block the state thread and so the children: server.md section 6).
@@ -24,8 +24,6 @@ use super::sink::Sink;
 use super::{Batch, BatchJson};
 use crate::credit::{Credit, Permit};
 use crossbeam_channel::{Receiver, Sender};
-use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -283,106 +281,11 @@ fn run_writer(shared: &Shared, rung: Receiver<()>) {
     shared.lock().write_until(true, || false);
 }
 
-/// Parses the leading `{"seq":N` of a JSONL line.
-fn line_seq(line: &[u8]) -> Option<u64> {
-    let rest = line.strip_prefix(b"{\"seq\":")?;
-    let end = rest.iter().position(|b| !b.is_ascii_digit())?;
-    std::str::from_utf8(&rest[..end]).ok()?.parse().ok()
-}
-
-/// Reads a file backwards in chunks, calling `f` with each complete line from the
-/// last to the first until `f` returns false.
-fn for_each_line_backwards(path: &Path, mut f: impl FnMut(&[u8]) -> bool) -> std::io::Result<()> {
-    const CHUNK: u64 = 256 * 1024;
-    let mut file = File::open(path)?;
-    let mut pos = file.seek(SeekFrom::End(0))?;
-    let mut tail: Vec<u8> = Vec::new();
-    while pos > 0 {
-        let start = pos.saturating_sub(CHUNK);
-        let mut buf = vec![0u8; (pos - start) as usize];
-        file.seek(SeekFrom::Start(start))?;
-        file.read_exact(&mut buf)?;
-        buf.extend_from_slice(&tail);
-        pos = start;
-        // Everything after the first newline is whole lines (unless at file start).
-        let cut = if pos == 0 {
-            0
-        } else {
-            match memchr::memchr(b'\n', &buf) {
-                Some(i) => i + 1,
-                None => {
-                    tail = buf;
-                    continue;
-                }
-            }
-        };
-        // Line ends found from the back at memory speed, as the pumps find them.
-        let whole = &buf[cut..];
-        let mut end = whole.len();
-        let starts = memchr::memrchr_iter(b'\n', whole).map(|nl| nl + 1).chain([0]);
-        for start in starts {
-            let line = &whole[start..end];
-            if !line.is_empty() && !f(line) {
-                return Ok(());
-            }
-            end = start.saturating_sub(1);
-        }
-        tail = buf[..cut].to_vec();
-    }
-    Ok(())
-}
-
-/// The first seq of this run: after the last one in `all.jsonl`, and never below
-/// boot time in microseconds-ish units, so seq never goes backwards across restarts
-/// even without a log directory (server.md section 6).
-pub fn first_seq(logs_dir: Option<&Path>, boot_ms: i64) -> u64 {
-    let mut last = 0;
-    if let Some(dir) = logs_dir {
-        // A missing or unreadable file just means no history.
-        let _ = for_each_line_backwards(&dir.join("all.jsonl"), |line| match line_seq(line) {
-            Some(s) => {
-                last = s;
-                false
-            }
-            None => true,
-        });
-    }
-    (last + 1).max(boot_ms.max(1) as u64 * 1000)
-}
-
-/// Reads the newest `need` raw JSON lines with `after < seq <= upto` from a JSONL
-/// file, ascending. Returns the lines and whether older matching lines remain.
-pub fn read_jsonl_page(
-    path: &Path,
-    after: u64,
-    upto: u64,
-    need: usize,
-) -> std::io::Result<(Vec<String>, bool)> {
-    let mut out = Vec::new();
-    let mut more = false;
-    for_each_line_backwards(path, |line| {
-        let Some(seq) = line_seq(line) else { return true };
-        if seq <= after {
-            return false;
-        }
-        if seq > upto {
-            return true;
-        }
-        if out.len() == need {
-            more = true;
-            return false;
-        }
-        out.push(String::from_utf8_lossy(line).into_owned());
-        true
-    })?;
-    out.reverse();
-    Ok((out, more))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::bus::{Status, Stream};
+    use crate::logs::history::line_seq;
     use crate::logs::Lines;
 
     #[test]
@@ -407,28 +310,6 @@ mod tests {
         let text = std::fs::read_to_string(dir.join("api.jsonl")).unwrap();
         let seqs: Vec<u64> = text.lines().map(|l| line_seq(l.as_bytes()).unwrap()).collect();
         assert_eq!(seqs, (1..=3000).collect::<Vec<u64>>(), "every line, in order");
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn backwards_reader_sees_every_line_across_chunks() {
-        let dir = crate::logs::scratch_dir("jsonl");
-        let path = dir.join("all.jsonl");
-        let mut text = String::new();
-        let filler = "x".repeat(1000);
-        for seq in 1..=2000u64 {
-            text.push_str(&format!("{{\"seq\":{seq},\"message\":\"{filler}\"}}\n"));
-        }
-        std::fs::write(&path, text).unwrap();
-        assert_eq!(first_seq(Some(&dir), 0), 2001);
-        assert_eq!(first_seq(Some(&dir), 5), 5000);
-        let (lines, more) = read_jsonl_page(&path, 10, 1500, 3).unwrap();
-        let seqs: Vec<u64> = lines.iter().map(|l| line_seq(l.as_bytes()).unwrap()).collect();
-        assert_eq!(seqs, vec![1498, 1499, 1500]);
-        assert!(more);
-        let (lines, more) = read_jsonl_page(&path, 1, 3, 10).unwrap();
-        assert_eq!(lines.len(), 2);
-        assert!(!more);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

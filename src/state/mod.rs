@@ -23,9 +23,7 @@ use crate::bus::{
 };
 use crate::config::Config;
 use crate::health::{IncidentCount, Job, Sampler, Scrape, Sink, WatchKey};
-use crate::logs::{
-    format_timestamp, now_ms, read_jsonl_page, AppendWriter, BatchJson, Page, Writer,
-};
+use crate::logs::{format_timestamp, now_ms, read_page, AppendWriter, BatchJson, Page, Writer};
 use crate::output::Printer;
 use crate::supervisor::{self, signal_group};
 use crate::timer::Timer;
@@ -589,7 +587,7 @@ impl Exec {
             json.write(b, i, &mut parts.buf);
         });
         let Some(range) = page.from_disk else {
-            let frame = encode_page(&id, &parts, page.truncated, effective_limit);
+            let frame = encode_page(&id, &parts, page.truncated, &Gaps::default(), effective_limit);
             self.send_to(session, frame);
             return;
         };
@@ -610,15 +608,24 @@ impl Exec {
             if let Some(w) = writer {
                 w.sync();
             }
-            let (older, more) = read_jsonl_page(&file, range.after, range.upto, range.need)
-                .unwrap_or((Vec::new(), false));
             let mut all = Entries::default();
-            for line in &older {
-                all.begin();
-                all.buf.extend_from_slice(line.as_bytes());
+            let mut gaps = Gaps::default();
+            let mut more = false;
+            match read_page(&file, range.after, range.upto, range.need) {
+                Ok(older) => {
+                    for i in 0..older.len() {
+                        all.begin();
+                        all.buf.extend_from_slice(older.entry(i));
+                    }
+                    more = older.more;
+                    gaps.damaged = older.damaged;
+                }
+                // The older entries exist but cannot be had: the page says so.
+                Err(e) => gaps.error = Some(format!("cannot read {}: {e}", file.display())),
             }
             all.append(parts);
-            let frame = encode_page(&id, &all, truncated || more, effective_limit);
+            let truncated = truncated || more || gaps.error.is_some();
+            let frame = encode_page(&id, &all, truncated, &gaps, effective_limit);
             if !outbox.push(frame) {
                 outbox.kick(KICK_TOO_SLOW);
             }
@@ -682,11 +689,23 @@ impl Entries {
     }
 }
 
+/// Where the history on disk fell short of a page (protocol.md, get_logs:
+/// the **Extension** fields `damaged` and `history_error`).
+#[derive(Default)]
+struct Gaps {
+    /// Lines in the range read that were not whole entries, skipped.
+    damaged: u64,
+    /// Why the file could not be read.
+    error: Option<String>,
+}
+
 /// A result frame under `MAX_RESULT_BYTES`, dropping the oldest entries when needed.
-fn encode_page(id: &str, entries: &Entries, truncated: bool, limit: usize) -> Frame {
+fn encode_page(id: &str, entries: &Entries, truncated: bool, gaps: &Gaps, limit: usize) -> Frame {
     let room = MAX_RESULT_BYTES - 4096;
     let len = entries.buf.len();
     let first = entries.starts.iter().position(|s| len - s <= room).unwrap_or(entries.starts.len());
     let body = entries.starts.get(first).map(|s| &entries.buf[*s..]).unwrap_or(&[]);
-    wire::logs_result(id, body, truncated || first > 0, limit as u64)
+    let truncated = truncated || first > 0;
+    let damaged = (gaps.damaged > 0).then_some(gaps.damaged);
+    wire::logs_result(id, body, truncated, limit as u64, damaged, gaps.error.as_deref())
 }

@@ -596,7 +596,7 @@ impl App {
 
     /// A `get_logs` answer.
     fn on_page(&mut self, what: Pending, page: LogsPage) {
-        let LogsPage { entries: got, truncated, effective_limit } = page;
+        let LogsPage { entries: got, truncated, effective_limit, .. } = page;
         match what {
             Pending::Logs { view } if view == self.view.service => {
                 self.view.cap = usize::try_from(effective_limit).unwrap_or(MAX_BUFFER).max(1);

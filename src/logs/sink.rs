@@ -30,13 +30,16 @@ pub struct Sink {
     reserved: u64,
     /// The file system cannot reserve (or a write failed): do not try again.
     no_reserve: bool,
+    /// The file may end inside a line (a run was killed in the middle of a
+    /// write, or a write failed part way on a full disk): the next write
+    /// starts a new line, so the cut line stays the only damaged one instead
+    /// of taking the next line with it.
+    cut: bool,
 }
 
 impl Sink {
-    /// Opens a file to append to. When an earlier run left it ending inside a
-    /// line (cut by a full disk, or by a kill in the middle of a write), the
-    /// first write starts a new line, so that line stays the only damaged one
-    /// instead of taking the next run's first line with it.
+    /// Opens a file to append to (after a line an earlier run left cut, on a
+    /// new line).
     pub fn open(path: &Path) -> std::io::Result<Sink> {
         let file = OpenOptions::new().create(true).append(true).open(path)?;
         let meta = file.metadata()?;
@@ -51,19 +54,21 @@ impl Sink {
         if end > 0 && meta.is_file() {
             File::open(path)?.read_exact_at(&mut last, end - 1)?;
         }
-        let mut sink = Sink {
+        Ok(Sink {
             out: BufWriter::with_capacity(BUFFER, file),
             end,
             reserved: end,
             no_reserve: false,
-        };
-        if last[0] != b'\n' {
-            sink.write(b"\n")?;
-        }
-        Ok(sink)
+            cut: last[0] != b'\n',
+        })
     }
 
     pub fn write(&mut self, data: &[u8]) -> std::io::Result<()> {
+        if self.cut {
+            self.out.write_all(b"\n")?;
+            self.end += 1;
+            self.cut = false;
+        }
         let need = self.end + data.len() as u64;
         if need > self.reserved && data.len() >= BURST && !self.no_reserve {
             let from = self.reserved.max(self.end);
@@ -83,7 +88,10 @@ impl Sink {
         match r {
             Ok(()) => self.end = need,
             // `end` is no longer known: reserving from it could miss the real end.
-            Err(_) => self.no_reserve = true,
+            Err(_) => {
+                self.no_reserve = true;
+                self.cut = true;
+            }
         }
         r
     }

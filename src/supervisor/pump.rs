@@ -80,8 +80,6 @@ struct Reading {
     buf: Vec<u8>,
     /// Bytes at the start of `buf` that belong to an unfinished line.
     kept: usize,
-    /// Where the lines of the last read are (see `split_lines`).
-    spans: Vec<(u32, u32)>,
     /// The last read took all the pipe had.
     emptied: bool,
 }
@@ -99,13 +97,7 @@ enum Ended {
 impl<R: Read + AsFd + Send> Pump<R> {
     /// Reads until end of file (or the state thread is gone).
     pub fn run(mut self) {
-        let mut r = Reading {
-            buf: vec![0u8; READ_CHUNK + MAX_LINE],
-            // Grown past this only by lines shorter than 64 bytes on average.
-            spans: Vec::with_capacity(READ_CHUNK / 64),
-            kept: 0,
-            emptied: false,
-        };
+        let mut r = Reading { buf: vec![0u8; READ_CHUNK + MAX_LINE], kept: 0, emptied: false };
         while let Ended::Flood = self.read(&mut r, false) {
             let name = std::thread::current().name().unwrap_or("pump").to_string();
             let joined = std::thread::scope(|s| {
@@ -132,6 +124,10 @@ impl<R: Read + AsFd + Send> Pump<R> {
     /// a read is big enough to be a flood.
     fn read(&mut self, r: &mut Reading, flood: bool) -> Ended {
         let room = if flood { UNCACHED } else { 0 };
+        // Where the lines of a read are. Each thread has its own, freed when it
+        // is done: one a flood thread grew must not outlive it in its heap.
+        // Grown past this only by lines shorter than 64 bytes on average.
+        let mut spans = Vec::with_capacity(if flood { READ_CHUNK / 64 } else { 0 });
         loop {
             if flood && r.emptied && !self.ready_within(QUIET) {
                 return Ended::Quiet;
@@ -142,7 +138,7 @@ impl<R: Read + AsFd + Send> Pump<R> {
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(_) => break,
             };
-            let (lines, used) = split_lines(&r.buf[..r.kept + n], false, room, &mut r.spans);
+            let (lines, used) = split_lines(&r.buf[..r.kept + n], false, room, &mut spans);
             r.buf.copy_within(used..r.kept + n, 0);
             r.kept = r.kept + n - used;
             if !lines.is_empty() && !self.send(lines) {
@@ -157,7 +153,7 @@ impl<R: Read + AsFd + Send> Pump<R> {
             }
         }
         if r.kept > 0 {
-            let (lines, _) = split_lines(&r.buf[..r.kept], true, room, &mut r.spans);
+            let (lines, _) = split_lines(&r.buf[..r.kept], true, room, &mut spans);
             r.kept = 0;
             self.send(lines);
         }

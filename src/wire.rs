@@ -206,6 +206,9 @@ mod tests {
         BatchJson::new(&b, "api").write(&b, 0, &mut entry_json);
         let page = logs_result("9", &entry_json, false, 500, None, None);
         assert_eq!(text(&page), sample("result_logs"));
+        let why = "cannot read /srv/logs/api.jsonl: Input/output error (os error 5)";
+        let page = logs_result("9", &entry_json, true, 500, Some(1), Some(why));
+        assert_eq!(text(&page), sample("result_logs_history"));
     }
 
     #[test]

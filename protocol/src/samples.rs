@@ -38,6 +38,7 @@ const SERVER: &[(&str, Option<DataAs>)] = &[
     ("result_failed", None),
     ("result_snapshot", Some(|p| p.data_as().map(ResultData::Snapshot))),
     ("result_logs", Some(|p| p.data_as().map(ResultData::Logs))),
+    ("result_logs_history", Some(|p| p.data_as().map(ResultData::Logs))),
     ("result_service", Some(|p| p.data_as().map(ResultData::Service))),
     ("result_all", Some(|p| p.data_as().map(ResultData::All))),
     ("result_stats", Some(|p| p.data_as().map(ResultData::Stats))),

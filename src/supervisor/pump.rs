@@ -24,6 +24,7 @@
 use crate::bus::{BusTx, Msg, Stream, SvcId};
 use crate::credit::Credit;
 use crate::logs::Lines;
+use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use std::io::{ErrorKind, Read};
 use std::os::fd::AsFd;
@@ -164,8 +165,15 @@ impl<R: Read + AsFd + Send> Pump<R> {
     fn ready_within(&self, limit: Duration) -> bool {
         let mut fds = [PollFd::new(self.pipe.as_fd(), PollFlags::POLLIN)];
         let timeout = PollTimeout::try_from(limit).unwrap_or(PollTimeout::MAX);
-        // An error (EINTR) counts as ready: the read that follows tells.
-        !matches!(poll(&mut fds, timeout), Ok(0))
+        loop {
+            match poll(&mut fds, timeout) {
+                Ok(0) => return false,
+                // A signal handled on this thread: wait again.
+                Err(Errno::EINTR) => continue,
+                // Another error: the read that follows tells.
+                _ => return true,
+            }
+        }
     }
 
     /// Sends a batch to the state thread.
@@ -260,6 +268,68 @@ mod tests {
 
     fn all(lines: &Lines) -> Vec<String> {
         (0..lines.len()).map(|i| lines.get(i).to_string()).collect()
+    }
+
+    /// How many threads of this process are named `name`.
+    fn named(name: &str) -> usize {
+        std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .flatten()
+            .filter(|t| {
+                std::fs::read_to_string(t.path().join("comm")).unwrap_or_default().trim() == name
+            })
+            .count()
+    }
+
+    #[test]
+    fn a_flood_is_read_on_a_thread_that_ends_when_the_pipe_goes_quiet() {
+        use std::io::Write;
+        let (rx_fd, tx_fd) = nix::unistd::pipe().unwrap();
+        let _ = nix::fcntl::fcntl(&tx_fd, nix::fcntl::FcntlArg::F_SETPIPE_SZ(1 << 20));
+        let (producers, bus) = crate::bus::bus();
+        let pump = Pump {
+            pipe: std::fs::File::from(rx_fd),
+            svc: crate::bus::SvcId(0),
+            stream: Stream::Stdout,
+            bus: producers.sender(),
+            credit: Credit::new(IN_FLIGHT),
+            nap: false,
+        };
+        // The collector below ends when the pump's sender is the last gone.
+        drop(producers);
+        // The flood thread takes its pump's name.
+        let name = format!("pump-t{}", std::process::id() % 100_000);
+        let reader =
+            std::thread::Builder::new().name(name.clone()).spawn(move || pump.run()).unwrap();
+        let mut child = std::fs::File::from(tx_fd);
+        let lines = std::thread::Builder::new().name("collect".into()).spawn(move || {
+            let mut got = Vec::new();
+            while let Ok(crate::bus::Msg::Lines { lines, .. }) = bus.recv() {
+                got.extend((0..lines.len()).map(|i| lines.get(i).to_string()));
+            }
+            got
+        });
+        let lines = lines.unwrap();
+        // A quiet start, with a line cut across the flood's first read.
+        child.write_all(b"one\ntw").unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let wait = |what: &str, n: usize| {
+            while named(&name) != n {
+                assert!(std::time::Instant::now() < deadline, "{what}");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        };
+        let flood: String = (0..20_000).map(|i| format!("flood {i:05}\n")).collect();
+        child.write_all(format!("o\n{flood}").as_bytes()).unwrap();
+        wait("a flood thread beside the pump", 2);
+        wait("the flood thread gone once the pipe was quiet", 1);
+        child.write_all(b"after\nlast").unwrap();
+        drop(child);
+        reader.join().unwrap();
+        let mut expect = vec!["one".to_string(), "two".to_string()];
+        expect.extend((0..20_000).map(|i| format!("flood {i:05}")));
+        expect.extend(["after".to_string(), "last".to_string()]);
+        assert_eq!(lines.join().unwrap(), expect);
     }
 
     #[test]

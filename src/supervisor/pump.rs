@@ -284,7 +284,9 @@ mod tests {
     #[test]
     fn a_flood_is_read_on_a_thread_that_ends_when_the_pipe_goes_quiet() {
         use std::io::Write;
-        let (rx_fd, tx_fd) = nix::unistd::pipe().unwrap();
+        // Close-on-exec: a child another test spawns meanwhile must not hold
+        // the write end open (the pump would see no end of file).
+        let (rx_fd, tx_fd) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
         let _ = nix::fcntl::fcntl(&tx_fd, nix::fcntl::FcntlArg::F_SETPIPE_SZ(1 << 20));
         let (producers, bus) = crate::bus::bus();
         let pump = Pump {

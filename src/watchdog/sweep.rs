@@ -114,9 +114,13 @@ mod tests {
     fn a_process_is_ours_by_marker_or_by_live_group_never_when_older_than_the_run() {
         use std::os::unix::process::CommandExt;
         let none = BTreeMap::new();
+        // Unique to this test process: the same test running at once in
+        // another build (another checkout) must not find our process, nor we its.
+        let a = format!("unit-a-{}", std::process::id());
+        let a = a.as_str();
         let mut marked = std::process::Command::new("sleep")
             .arg("30")
-            .env("FLOWLAYER_INSTANCE", "unit-a")
+            .env("FLOWLAYER_INSTANCE", a)
             .spawn()
             .unwrap();
         let mut plain =
@@ -125,7 +129,7 @@ mod tests {
         let ms = procfs::stat(m).unwrap();
         let ps = procfs::stat(p).unwrap();
         assert_eq!(ps.pgid, p, "a group leader");
-        let by_marker = run_for("unit-a", BTreeMap::new());
+        let by_marker = run_for(a, BTreeMap::new());
         assert!(by_marker.owns(m, &ms, &none));
         assert!(!by_marker.owns(p, &ps, &none), "no marker, not in a group of the run");
         assert!(!run_for("unit-b", BTreeMap::new()).owns(m, &ms, &none), "another run's marker");
@@ -137,14 +141,14 @@ mod tests {
         assert!(!reused.owns(p, &ps, &reused.live_groups()));
         let later = BTreeMap::from([(p, ps.start + 1)]);
         assert!(!run_for("x", later.clone()).owns(p, &ps, &later), "older than the leader");
-        let later_run = Run { since: ms.start + 1, ..run_for("unit-a", BTreeMap::new()) };
+        let later_run = Run { since: ms.start + 1, ..run_for(a, BTreeMap::new()) };
         assert!(!later_run.owns(m, &ms, &none), "older than the run");
-        let spared = Run { spare: m, ..run_for("unit-a", BTreeMap::new()) };
+        let spared = Run { spare: m, ..run_for(a, BTreeMap::new()) };
         assert!(!spared.owns(m, &ms, &none));
-        let other_user = Run { uid: 12345, ..run_for("unit-a", BTreeMap::new()) };
+        let other_user = Run { uid: 12345, ..run_for(a, BTreeMap::new()) };
         assert!(!other_user.owns(m, &ms, &none));
         // Only the marked process goes.
-        let victims = sweep(&run_for("unit-a", BTreeMap::new()));
+        let victims = sweep(&run_for(a, BTreeMap::new()));
         assert_eq!(victims.iter().map(|v| v.pid).collect::<Vec<_>>(), vec![m]);
         assert!(victims[0].cmd.starts_with("sleep 30"), "{victims:?}");
         marked.wait().unwrap();

@@ -5,6 +5,7 @@
 
 mod bind;
 mod error;
+pub mod fields;
 mod keys;
 mod names;
 mod origin;
@@ -15,6 +16,7 @@ use std::time::Duration;
 
 pub use bind::{parse_bind, BindAddr};
 pub use error::{ConfigError, ConfigProblem};
+pub use fields::Fields;
 pub use origin::{parse_origin, same_host, Origin};
 
 /// Default ceiling of the readiness poll interval (`ready.intervalMs`).

@@ -4,6 +4,7 @@
 //! stops at the first problem and does not say where it was, while the contract
 //! asks for every problem at once, each naming its field path.
 
+use super::fields::{self, Fields};
 use super::{
     parse_bind, BindAddr, Config, ConfigProblem, HttpUrl, Kind, LogView, Probe, Ready, Restart,
     RestartPolicy, ServiceCfg, SessionCfg, DEFAULT_READY_INTERVAL, MIN_READY_INTERVAL_MS,
@@ -31,20 +32,23 @@ impl Walk {
         self.problems.push(p);
     }
 
-    /// The object at `at`, with unknown fields reported.
-    fn object<'v>(&mut self, v: &'v Value, at: &str, known: &[&str]) -> Option<&'v Obj> {
-        match v.as_object() {
-            Some(o) => {
-                for k in o.keys() {
-                    if !known.contains(&k.as_str()) {
-                        self.push(ConfigProblem::UnknownField {
-                            at: at.to_string(),
-                            field: k.clone(),
-                        });
-                    }
-                }
-                Some(o)
+    /// The object at `at`, with the fields `known` does not name reported.
+    fn object<'v>(&mut self, v: &'v Value, at: &str, known: &Fields) -> Option<&'v Obj> {
+        // What the schema test compares with the schema must be what is checked.
+        debug_assert!(fields::KNOWN.contains(&known) && known.is_at("", at), "{at}: {known:?}");
+        let o = self.map(v, at)?;
+        for k in o.keys() {
+            if !known.names.contains(&k.as_str()) {
+                self.push(ConfigProblem::UnknownField { at: at.to_string(), field: k.clone() });
             }
+        }
+        Some(o)
+    }
+
+    /// The object at `at` whose keys are names (services), not fields.
+    fn map<'v>(&mut self, v: &'v Value, at: &str) -> Option<&'v Obj> {
+        match v.as_object() {
+            Some(o) => Some(o),
             None => {
                 self.push(ConfigProblem::WrongType { at: at.to_string(), expected: "an object" });
                 None
@@ -149,9 +153,7 @@ fn resolve(dir: &Path, rel: String) -> PathBuf {
 
 pub(super) fn validate(root: &Value, dir: &Path) -> Result<Config, Vec<ConfigProblem>> {
     let mut w = Walk { problems: Vec::new() };
-    let Some(top) =
-        w.object(root, "", &["$schema", "name", "session", "logs", "logView", "guard", "services"])
-    else {
+    let Some(top) = w.object(root, "", &fields::TOP) else {
         return Err(w.problems);
     };
     let name = match w.string(top, "name", "") {
@@ -166,7 +168,7 @@ pub(super) fn validate(root: &Value, dir: &Path) -> Result<Config, Vec<ConfigPro
     w.string(top, "$schema", "");
     let session = top.get("session").map(|v| session(&mut w, v)).unwrap_or_default();
     let logs_dir = top.get("logs").and_then(|v| {
-        let o = w.object(v, "logs", &["dir"])?;
+        let o = w.object(v, "logs", &fields::LOGS)?;
         w.non_empty_string(o, "dir", "logs").map(|d| resolve(dir, d))
     });
     let log_view = top.get("logView").map(|v| log_view(&mut w, v)).unwrap_or_default();
@@ -176,11 +178,7 @@ pub(super) fn validate(root: &Value, dir: &Path) -> Result<Config, Vec<ConfigPro
     match top.get("services") {
         None => w.push(ConfigProblem::Missing { at: "services".into() }),
         Some(v) => {
-            if let Some(o) = w.object(v, "services", &[]) {
-                // `object` reported every key as unknown; take them back, they are names.
-                w.problems.retain(
-                    |p| !matches!(p, ConfigProblem::UnknownField { at, .. } if at == "services"),
-                );
+            if let Some(o) = w.map(v, "services") {
                 if o.is_empty() {
                     w.invalid("services".into(), "{}", "must define at least one service");
                 }
@@ -243,7 +241,7 @@ pub fn default_stack_name(dir: &Path) -> String {
 }
 
 fn session(w: &mut Walk, v: &Value) -> SessionCfg {
-    let Some(o) = w.object(v, "session", &["bind", "addr", "token", "allowedOrigins"]) else {
+    let Some(o) = w.object(v, "session", &fields::SESSION) else {
         return SessionCfg::default();
     };
     if o.contains_key("bind") && o.contains_key("addr") {
@@ -299,34 +297,20 @@ fn allowed_origins(w: &mut Walk, o: &Obj) -> Vec<super::Origin> {
 }
 
 fn log_view(w: &mut Walk, v: &Value) -> LogView {
-    let Some(o) = w.object(v, "logView", &["maxEntries", "all"]) else {
+    let Some(o) = w.object(v, "logView", &fields::LOG_VIEW) else {
         return LogView::default();
     };
     let max_entries = w.int(o, "maxEntries", "logView", 1, u32::MAX as u64).map(|n| n as usize);
     let all_max_entries = o.get("all").and_then(|a| {
-        let ao = w.object(a, "logView.all", &["maxEntries"])?;
+        let ao = w.object(a, "logView.all", &fields::LOG_VIEW_ALL)?;
         w.int(ao, "maxEntries", "logView.all", 1, u32::MAX as u64).map(|n| n as usize)
     });
     LogView { max_entries, all_max_entries }
 }
 
-const SERVICE_FIELDS: &[&str] = &[
-    "cmd",
-    "stopCmd",
-    "kind",
-    "port",
-    "ready",
-    "dependsOn",
-    "env",
-    "logView",
-    "cwd",
-    "guard",
-    "restart",
-];
-
 /// The service (when valid) and its `dependsOn` (always, for the graph checks).
 fn service(w: &mut Walk, name: &str, v: &Value, dir: &Path) -> (Option<ServiceCfg>, Vec<String>) {
-    let Some(o) = w.object(v, &format!("services.{name}"), SERVICE_FIELDS) else {
+    let Some(o) = w.object(v, &format!("services.{name}"), &fields::SERVICE) else {
         return (None, Vec::new());
     };
     let deps = o
@@ -378,7 +362,7 @@ fn service_fields(
     };
     let env = o.get("env").map(|e| env(w, e, &at)).unwrap_or_default();
     let log_view_max = o.get("logView").and_then(|lv| {
-        let lo = w.object(lv, &join(&at, "logView"), &["maxEntries"])?;
+        let lo = w.object(lv, &join(&at, "logView"), &fields::SERVICE_LOG_VIEW)?;
         w.int(lo, "maxEntries", &join(&at, "logView"), 1, u32::MAX as u64).map(|n| n as usize)
     });
     let cwd =
@@ -406,9 +390,6 @@ fn service_fields(
     })
 }
 
-const RESTART_FIELDS: &[&str] =
-    &["policy", "backoffMs", "maxBackoffMs", "resetAfterMs", "maxRestarts", "windowMs"];
-
 /// `restart`: a policy word, or an object with the policy and its limits.
 /// `None` when something in it was invalid (reported).
 fn restart(w: &mut Walk, v: &Value, at: &str, kind: Kind) -> Option<Restart> {
@@ -419,7 +400,7 @@ fn restart(w: &mut Walk, v: &Value, at: &str, kind: Kind) -> Option<Restart> {
     let (word, word_at) = match v {
         Value::String(s) => (Some(s.clone()), at.clone()),
         Value::Object(_) => {
-            let o = w.object(v, &at, RESTART_FIELDS)?;
+            let o = w.object(v, &at, &fields::RESTART)?;
             let ms = |w: &mut Walk, key: &str| {
                 w.int(o, key, &at, 1, u32::MAX as u64).map(Duration::from_millis)
             };
@@ -468,7 +449,7 @@ fn restart(w: &mut Walk, v: &Value, at: &str, kind: Kind) -> Option<Restart> {
 /// `Some(None)` is a valid "no probe"; `None` means the field was invalid.
 fn ready(w: &mut Walk, v: &Value, at: &str, svc_port: u16) -> Option<Option<Ready>> {
     let at = join(at, "ready");
-    let o = w.object(v, &at, &["type", "url", "port", "intervalMs", "timeoutMs"])?;
+    let o = w.object(v, &at, &fields::READY)?;
     let interval = w
         .int(o, "intervalMs", &at, MIN_READY_INTERVAL_MS, u32::MAX as u64)
         .map(Duration::from_millis)

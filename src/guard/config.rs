@@ -6,7 +6,7 @@
 //! Runs on the main thread at boot, called from `config::validate`; owns
 //! nothing after it returns. spec/config.md ("guard") is the user's view.
 
-use crate::config::ConfigProblem;
+use crate::config::{ConfigProblem, Fields};
 use serde_json::{Map, Value};
 use std::time::Duration;
 
@@ -268,19 +268,38 @@ pub enum GuardLevel {
 
 // ---- parsing -----------------------------------------------------------------------
 
-const GUARD_FIELDS: &[&str] = &[
-    "action",
-    "dryRun",
-    "sampleMs",
-    "cpu",
-    "memory",
-    "growth",
-    "repeat",
-    "rate",
-    "processes",
-    "runaway",
-    "restartBudget",
-];
+/// The objects of one `guard` value, their paths relative to it (the
+/// config's shape, `crate::config::fields`, for the schema test).
+pub const GUARD: Fields = Fields {
+    at: "",
+    names: &[
+        "action",
+        "dryRun",
+        "sampleMs",
+        "cpu",
+        "memory",
+        "growth",
+        "repeat",
+        "rate",
+        "processes",
+        "runaway",
+        "restartBudget",
+    ],
+};
+pub const CPU: Fields = Fields { at: "cpu", names: &["above", "forMs", "action"] };
+pub const MEMORY: Fields = Fields { at: "memory", names: &["aboveMb", "action"] };
+pub const GROWTH: Fields = Fields { at: "growth", names: &["mbPerMin", "forMs", "action"] };
+pub const REPEAT: Fields =
+    Fields { at: "repeat", names: &["lines", "withinMs", "share", "action"] };
+pub const RATE: Fields = Fields { at: "rate", names: &["linesPerSec", "forMs", "action"] };
+pub const PROCESSES: Fields = Fields { at: "processes", names: &["above", "action"] };
+pub const RUNAWAY: Fields = Fields { at: "runaway", names: &["action"] };
+pub const BUDGET: Fields = Fields { at: "restartBudget", names: &["max", "windowMs"] };
+pub const KNOWN: &[&Fields] =
+    &[&GUARD, &CPU, &MEMORY, &GROWTH, &REPEAT, &RATE, &PROCESSES, &RUNAWAY, &BUDGET];
+/// Where a `guard` value may be: the top level's and each service's
+/// (`resolve_all` reads both).
+pub const MOUNTS: &[&str] = &["guard", "services.*.guard"];
 
 /// Collects problems while reading one `guard` value.
 struct Reader<'p> {
@@ -304,10 +323,15 @@ impl Reader<'_> {
         self.problems.push(ConfigProblem::WrongType { at, expected });
     }
 
-    /// The object at `at`, with unknown fields reported.
-    fn object<'v>(&mut self, v: &'v Value, at: &str, known: &[&str]) -> Option<&'v Obj> {
+    /// The object at `at`, with the fields `known` does not name reported.
+    fn object<'v>(&mut self, v: &'v Value, at: &str, known: &Fields) -> Option<&'v Obj> {
+        // What the schema test compares with the schema must be what is checked.
+        debug_assert!(
+            KNOWN.contains(&known) && MOUNTS.iter().any(|m| known.is_at(m, at)),
+            "{at}: {known:?}"
+        );
         let o = v.as_object()?;
-        for k in o.keys().filter(|k| !known.contains(&k.as_str())) {
+        for k in o.keys().filter(|k| !known.names.contains(&k.as_str())) {
             self.problems
                 .push(ConfigProblem::UnknownField { at: at.to_string(), field: k.clone() });
         }
@@ -396,7 +420,7 @@ impl Reader<'_> {
         o: &Obj,
         key: &str,
         at: &str,
-        known: &[&str],
+        known: &Fields,
         fields: impl FnOnce(&mut Self, &Obj, &str) -> T,
     ) -> Toggle<T> {
         let Some(v) = o.get(key) else { return Toggle::default() };
@@ -425,7 +449,7 @@ pub fn parse_level(v: &Value, at: &str, problems: &mut Vec<ConfigProblem>) -> Op
     if v == &Value::Bool(false) {
         return Some(GuardLevel::Off);
     }
-    let Some(o) = r.object(v, at, GUARD_FIELDS) else {
+    let Some(o) = r.object(v, at, &GUARD) else {
         r.wrong_type(at.to_string(), "an object or false");
         return None;
     };
@@ -436,47 +460,43 @@ pub fn parse_level(v: &Value, at: &str, problems: &mut Vec<ConfigProblem>) -> Op
         action: r.action(o, at),
         dry_run: r.boolean(o, "dryRun", at),
         sample_ms: r.whole(o, "sampleMs", at, MIN_SAMPLE_MS, "must be at least 250"),
-        cpu: r.toggle(o, "cpu", at, &["above", "forMs", "action"], |r, o, at| CpuPatch {
+        cpu: r.toggle(o, "cpu", at, &CPU, |r, o, at| CpuPatch {
             above: r.positive(o, "above", at, None),
             for_ms: r.whole(o, "forMs", at, 1, WHOLE_ABOVE_0),
             action: r.action(o, at),
         }),
-        memory: r.toggle(o, "memory", at, &["aboveMb", "action"], |r, o, at| MemoryPatch {
+        memory: r.toggle(o, "memory", at, &MEMORY, |r, o, at| MemoryPatch {
             above_mb: r.positive(o, "aboveMb", at, None),
             action: r.action(o, at),
         }),
-        growth: r.toggle(o, "growth", at, &["mbPerMin", "forMs", "action"], |r, o, at| {
-            GrowthPatch {
-                mb_per_min: r.positive(o, "mbPerMin", at, None),
-                for_ms: r.whole(o, "forMs", at, 1, WHOLE_ABOVE_0),
-                action: r.action(o, at),
-            }
+        growth: r.toggle(o, "growth", at, &GROWTH, |r, o, at| GrowthPatch {
+            mb_per_min: r.positive(o, "mbPerMin", at, None),
+            for_ms: r.whole(o, "forMs", at, 1, WHOLE_ABOVE_0),
+            action: r.action(o, at),
         }),
-        repeat: r.toggle(o, "repeat", at, &["lines", "withinMs", "share", "action"], |r, o, at| {
-            RepeatPatch {
-                lines: r.whole(o, "lines", at, 1, WHOLE_ABOVE_0),
-                within_ms: window(r, o, at, "withinMs"),
-                share: r.positive(o, "share", at, Some(1.0)),
-                action: r.action(o, at),
-            }
+        repeat: r.toggle(o, "repeat", at, &REPEAT, |r, o, at| RepeatPatch {
+            lines: r.whole(o, "lines", at, 1, WHOLE_ABOVE_0),
+            within_ms: window(r, o, at, "withinMs"),
+            share: r.positive(o, "share", at, Some(1.0)),
+            action: r.action(o, at),
         }),
-        rate: r.toggle(o, "rate", at, &["linesPerSec", "forMs", "action"], |r, o, at| RatePatch {
+        rate: r.toggle(o, "rate", at, &RATE, |r, o, at| RatePatch {
             lines_per_sec: r.positive(o, "linesPerSec", at, None),
             for_ms: window(r, o, at, "forMs"),
             action: r.action(o, at),
         }),
-        processes: r.toggle(o, "processes", at, &["above", "action"], |r, o, at| ProcessesPatch {
+        processes: r.toggle(o, "processes", at, &PROCESSES, |r, o, at| ProcessesPatch {
             above: r.whole(o, "above", at, 1, WHOLE_ABOVE_0),
             action: r.action(o, at),
         }),
-        runaway: r.toggle(o, "runaway", at, &["action"], |r, o, at| RunawayPatch {
+        runaway: r.toggle(o, "runaway", at, &RUNAWAY, |r, o, at| RunawayPatch {
             action: r.action(o, at),
         }),
         budget: match o.get("restartBudget") {
             None => BudgetPatch::default(),
             Some(v) => {
                 let at = join(at, "restartBudget");
-                match r.object(v, &at, &["max", "windowMs"]) {
+                match r.object(v, &at, &BUDGET) {
                     Some(b) => BudgetPatch {
                         max: r.whole(b, "max", &at, 0, "must be 0 or more"),
                         window_ms: r.whole(b, "windowMs", &at, 1, WHOLE_ABOVE_0),

@@ -455,6 +455,18 @@ fn ready(w: &mut Walk, v: &Value, at: &str, svc_port: u16) -> Option<Option<Read
         .map(Duration::from_millis)
         .unwrap_or(DEFAULT_READY_INTERVAL);
     let timeout = w.int(o, "timeoutMs", &at, 1, u32::MAX as u64).map(Duration::from_millis);
+    // `port` and `url` are checked whatever the type: a bad value left from
+    // another type is still a mistake in the file, and the schema's editors
+    // flag it the same way (spec/config.md, `ready`).
+    let port = w.int(o, "port", &at, 1, 65535).map(|p| p as u16);
+    let url = w.string(o, "url", &at).and_then(|url| {
+        let parsed = parse_http_url(&url);
+        if parsed.is_none() {
+            let rule = "is not a plain http:// URL with a host";
+            w.invalid(join(&at, "url"), &format!("\"{url}\""), rule);
+        }
+        parsed
+    });
     let probe = match w.string(o, "type", &at).as_deref() {
         None => {
             if !o.contains_key("type") {
@@ -463,48 +475,28 @@ fn ready(w: &mut Walk, v: &Value, at: &str, svc_port: u16) -> Option<Option<Read
             return None;
         }
         Some("none") => return Some(None),
-        Some("tcp") => {
-            let port = w.int(o, "port", &at, 1, 65535).map(|p| p as u16).or({
-                if svc_port > 0 {
-                    Some(svc_port)
-                } else {
-                    None
-                }
-            });
-            match port {
-                Some(port) => Probe::Tcp { port },
-                None => {
-                    if !o.contains_key("port") {
-                        w.invalid(
-                            join(&at, "port"),
-                            "(none)",
-                            "is required for a tcp probe when the service has no port",
-                        );
-                    }
-                    return None;
-                }
-            }
-        }
-        Some("http") => {
-            let url = match o.get("url") {
-                None => {
-                    w.push(ConfigProblem::Missing { at: join(&at, "url") });
-                    return None;
-                }
-                Some(_) => w.string(o, "url", &at)?,
-            };
-            match parse_http_url(&url) {
-                Some(url) => Probe::Http { url },
-                None => {
+        Some("tcp") => match port.or((svc_port > 0).then_some(svc_port)) {
+            Some(port) => Probe::Tcp { port },
+            None => {
+                if !o.contains_key("port") {
                     w.invalid(
-                        join(&at, "url"),
-                        &format!("\"{url}\""),
-                        "is not a plain http:// URL with a host",
+                        join(&at, "port"),
+                        "(none)",
+                        "is required for a tcp probe when the service has no port",
                     );
-                    return None;
                 }
+                return None;
             }
-        }
+        },
+        Some("http") => match url {
+            Some(url) => Probe::Http { url },
+            None => {
+                if !o.contains_key("url") {
+                    w.push(ConfigProblem::Missing { at: join(&at, "url") });
+                }
+                return None;
+            }
+        },
         Some(other) => {
             w.invalid(
                 join(&at, "type"),
@@ -627,6 +619,7 @@ mod tests {
             "services.a.port: -1 is out of range",
             "service name \"b c\" is invalid",
             "services.d.ready.type: required field is missing",
+            "services.d.ready.url: \"x\" is not a plain http:// URL",
             "services.e.ready.port: (none) is required",
             "services.f.ready.url: \"https://x/\" is not a plain http:// URL",
             "service \"d\": dependsOn names the service itself",
@@ -777,6 +770,26 @@ mod tests {
         assert_eq!(p, vec!["$schema: expected a string"]);
         let p = problems(r#"{"services":{"a":{"cmd":"x","$schema":"s"}}}"#);
         assert_eq!(p, vec!["unknown field \"$schema\" in services.a"]);
+    }
+
+    #[test]
+    fn ready_port_and_url_are_checked_whatever_the_type() {
+        let p = problems(
+            r#"{"services":{
+               "a":{"cmd":"x","ready":{"type":"none","port":"x","url":"https://a/"}},
+               "b":{"cmd":"x","ready":{"type":"http","url":"http://b/","port":0}},
+               "c":{"cmd":"x","ready":{"type":"tcp","port":1,"url":7}}}}"#,
+        );
+        assert_eq!(
+            p,
+            [
+                "services.a.ready.port: expected a whole number",
+                "services.a.ready.url: \"https://a/\" is not a plain http:// URL with a host",
+                "services.b.ready.port: 0 must be a whole number greater than 0 (and in range)",
+                "services.c.ready.url: expected a string",
+            ]
+        );
+        ok(r#"{"services":{"a":{"cmd":"x","ready":{"type":"none","port":80,"url":"http://a/"}}}}"#);
     }
 
     #[test]

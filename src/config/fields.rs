@@ -19,7 +19,8 @@ pub struct Fields {
 impl Fields {
     /// True when `path` (a real one, like `services.api.v2.ready`) is where
     /// this object belongs below `mount` (`""` for the file's top level).
-    /// A `*` stands for one key, which may itself hold dots.
+    /// A `*` stands for one key, which may itself hold dots or be empty (the
+    /// walk reports that name, and goes on to check the rest).
     pub fn is_at(&self, mount: &str, path: &str) -> bool {
         let pattern = match (mount, self.at) {
             (m, "") => m.to_string(),
@@ -29,7 +30,7 @@ impl Fields {
         match pattern.split_once('*') {
             None => pattern == path,
             Some((before, after)) => {
-                path.len() > before.len() + after.len()
+                path.len() >= before.len() + after.len()
                     && path.starts_with(before)
                     && path.ends_with(after)
             }
@@ -89,9 +90,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_star_stands_for_one_key_even_one_with_dots() {
+    fn a_star_stands_for_one_key_even_one_with_dots_or_none() {
         assert!(READY.is_at("", "services.api.ready"));
         assert!(READY.is_at("", "services.api.v2.ready"));
+        assert!(READY.is_at("", "services..ready"));
         assert!(!READY.is_at("", "services.ready"));
         assert!(!READY.is_at("", "services.api.restart"));
         assert!(TOP.is_at("", ""));

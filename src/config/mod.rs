@@ -9,6 +9,8 @@ pub mod fields;
 mod keys;
 mod names;
 mod origin;
+#[cfg(test)]
+mod schema;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -192,10 +194,9 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     parse(&text, path, &dir)
 }
 
-/// Parses config text; `dir` is where relative paths in it resolve.
-pub fn parse(text: &str, path: &Path, dir: &Path) -> Result<Config, ConfigError> {
-    let fail = |problems| ConfigError { file: path.to_path_buf(), problems };
-    let opts = jsonc_parser::ParseOptions {
+/// What the config file may be: JSON with comments and trailing commas, nothing else.
+fn jsonc_options() -> jsonc_parser::ParseOptions {
+    jsonc_parser::ParseOptions {
         allow_comments: true,
         allow_trailing_commas: true,
         allow_loose_object_property_names: false,
@@ -206,7 +207,13 @@ pub fn parse(text: &str, path: &Path, dir: &Path) -> Result<Config, ConfigError>
         allow_bare_decimal_point_numbers: false,
         allow_non_finite_numbers: false,
         allow_extended_string_escapes: false,
-    };
+    }
+}
+
+/// Parses config text; `dir` is where relative paths in it resolve.
+pub fn parse(text: &str, path: &Path, dir: &Path) -> Result<Config, ConfigError> {
+    let fail = |problems| ConfigError { file: path.to_path_buf(), problems };
+    let opts = jsonc_options();
     let value: serde_json::Value = match jsonc_parser::parse_to_serde_value(text, &opts) {
         Ok(v) => v,
         Err(e) => {

@@ -254,7 +254,7 @@ fn session(w: &mut Walk, v: &Value) -> SessionCfg {
                 w.invalid(
                     join("session", key),
                     &format!("\"{b}\""),
-                    "is not a valid address (port, :port or host:port, port 1-65535)",
+                    "is not a valid address (port, :port or host:port, port 0-65535)",
                 )
             })
             .ok()

@@ -15,6 +15,9 @@ mod model;
 
 #[cfg(test)]
 pub use model::Counters;
+/// The `logView.maxEntries` default, for the config schema test.
+#[cfg(test)]
+pub use model::DEFAULT_LOG_LIMIT;
 pub use model::{Effect, Extra, Failure, Model, RestartReason, ServiceView, StatusNote};
 
 use crate::bus::{

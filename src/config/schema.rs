@@ -722,3 +722,25 @@ fn the_schema_and_the_server_agree_at_every_rules_edges() {
     }
     assert!(wrong.is_empty(), "{} case(s) disagree:\n{}", wrong.len(), wrong.join("\n"));
 }
+
+#[test]
+fn the_whole_configs_shown_in_the_docs_pass_the_server_and_the_schema() {
+    let v = validator();
+    let mut seen = 0;
+    for doc in ["README.md", "spec/config.md"] {
+        let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(doc))
+            .expect("the doc is readable");
+        // The ```jsonc blocks; fragments (`...`, a field alone) are not JSON.
+        for block in text.split("```jsonc\n").skip(1).filter_map(|b| b.split("```").next()) {
+            let whole = value_of(block).is_some_and(|v| v.get("services").is_some());
+            if !whole {
+                continue;
+            }
+            seen += 1;
+            let got = verdicts(&v, block);
+            assert!(got.server.is_ok(), "{doc}: the server refuses\n{block}{:?}", got.server.err());
+            assert_eq!(got.schema, Some(BTreeSet::new()), "{doc}: the schema refuses\n{block}");
+        }
+    }
+    assert!(seen >= 1, "README.md shows a whole config");
+}

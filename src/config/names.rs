@@ -15,7 +15,8 @@ pub const MAX_NAME_BYTES: usize = 200;
 
 /// The server's own files in `logs.dir` (without `.jsonl`), with what each
 /// holds: server.md section 6, health.md (timeline), guard.md (incidents).
-const RESERVED: &[(&str, &str)] = &[
+/// The schema test checks that spec/flowlayer.schema.json refuses each.
+pub(super) const RESERVED: &[(&str, &str)] = &[
     ("all", "every service's lines"),
     ("timeline", "the timeline of every service"),
     ("incidents", "the guard's incidents"),

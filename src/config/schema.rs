@@ -9,7 +9,9 @@
 //! - The schema and the server agree on every fixture and on a table of
 //!   cases at each rule's edges; where JSON Schema cannot state a rule (a
 //!   name that must be a service of the file, a cycle, two fields compared),
-//!   the case says so, and the server alone refuses it.
+//!   the case says so, and the server alone refuses it. The service names the
+//!   server reserves (`names::RESERVED`, in any case) and its longest name
+//!   (`names::MAX_NAME_BYTES`) are read from its own lists, not copied.
 //!
 //! Runs in the unit tests of the server; the validator is a dev-dependency.
 
@@ -297,6 +299,11 @@ const REFUSED: &[Refused] = &[
         ],
     },
     Refused {
+        file: "tests/bad_names.jsonc",
+        schema_at: &["/services"],
+        beyond: &[("services.api.port: key given twice", TWICE)],
+    },
+    Refused {
         file: "tests/cycle.jsonc",
         schema_at: &[],
         beyond: &[(
@@ -429,6 +436,8 @@ use Expect::{Invalid, ServerOnly, Valid};
 const WHOLE: &str =
     "JSON Schema counts 80.0 and 1e2 as integers; the server wants them written whole";
 const TWO_FIELDS: &str = "JSON Schema cannot compare two values of the file";
+const TWICE: &str = "JSON Schema sees the parsed object, where a key given twice is there once";
+const CASE_TWINS: &str = "JSON Schema cannot compare two names of an object ignoring case";
 
 /// A config with one service `a` whose fields are `fields`.
 fn svc(fields: &str) -> String {
@@ -448,7 +457,7 @@ fn cases() -> Vec<(String, Expect)> {
     let s = |x: &str| x.to_string();
     let name64 = format!(r#""name": "{}""#, "a".repeat(64));
     let name65 = format!(r#""name": "{}""#, "a".repeat(65));
-    vec![
+    let mut cases = vec![
         // The file and the top level.
         (svc(""), Valid),
         (s("{}"), Invalid),
@@ -549,6 +558,8 @@ fn cases() -> Vec<(String, Expect)> {
         (s(r#"{"services": {"é": {"cmd": "x"}}}"#), Invalid),
         (s(r#"{"services": {"": {"cmd": "x"}}}"#), Invalid),
         (s(r#"{"services": {"a": "x"}}"#), Invalid),
+        (s(r#"{"services": {"api": {"cmd": "x"}, "API": {"cmd": "x"}}}"#), ServerOnly(CASE_TWINS)),
+        (s(r#"{"services": {"a": {"cmd": "x", "port": 1, "port": 2}}}"#), ServerOnly(TWICE)),
         // cmd, stopCmd
         (s(r#"{"services": {"a": {}}}"#), Invalid),
         (s(r#"{"services": {"a": {"cmd": " x "}}}"#), Valid),
@@ -696,7 +707,23 @@ fn cases() -> Vec<(String, Expect)> {
         (top(r#""guard": {"restartBudget": {"windowMs": 0}}"#), Invalid),
         (top(r#""guard": {"restartBudget": {"max": 4294967296}}"#), Invalid),
         (top(r#""guard": {"restartBudget": true}"#), Invalid),
-    ]
+    ];
+    // The names the server keeps for its own files, in any case, and the
+    // longest name, from the server's own lists.
+    let one = |name: &str| s(&format!(r#"{{"services": {{"{name}": {{"cmd": "x"}}}}}}"#));
+    for (reserved, _) in super::names::RESERVED {
+        let mut title = reserved.to_string();
+        title[..1].make_ascii_uppercase();
+        for name in [reserved.to_string(), reserved.to_ascii_uppercase(), title] {
+            cases.push((one(&name), Invalid));
+        }
+        cases.push((one(&format!("{reserved}x")), Valid));
+        cases.push((one(&format!("{reserved}.jsonl")), Valid));
+    }
+    let max = super::names::MAX_NAME_BYTES;
+    cases.push((one(&"a".repeat(max)), Valid));
+    cases.push((one(&"a".repeat(max + 1)), Invalid));
+    cases
 }
 
 #[test]

@@ -303,6 +303,8 @@ impl Instance {
             );
         }
         watchdog::finish(FEED_FINISH);
+        // The goodbye ends the watchdog: the reaper must not take that for a loss.
+        children::watch_over(0);
         if let Some(mut pipe) = self.pipe.take() {
             // A watchdog that is gone needs no goodbye.
             let _ = pipe.write_all(b"bye\n");

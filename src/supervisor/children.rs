@@ -79,7 +79,8 @@ pub fn disown(pid: u32) {
     CHANGED.notify_all();
 }
 
-/// Tells the reaper which child is the watchdog: if it dies, the server says so.
+/// Tells the reaper which child is the watchdog: if it dies, the server says
+/// so. 0: none (at a clean exit, once the watchdog was told goodbye).
 pub fn watch_over(watchdog: u32) {
     WATCHDOG.store(watchdog, Ordering::Relaxed);
 }

@@ -10,9 +10,10 @@ BINARIES = flowlayer-server flowlayer-client-tui flowlayer
 build:
 	$(CARGO) build --release --workspace
 
-# Build everything and run the bundled demo stack (Ctrl-C to stop).
+# Build everything and run the bundled demo stack, with a second stack in the
+# background beside it (Ctrl-C stops both).
 demo: build
-	cd fixtures/demo && ../../target/release/flowlayer-server flowlayer.jsonc
+	fixtures/demo/run.sh
 
 # All tests: unit tests of every crate and the integration tests in tests/.
 test:

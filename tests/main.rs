@@ -12,6 +12,8 @@ mod config;
 /// Crash safety and the runtime directory: no orphans after a SIGKILL, leftovers
 /// of a killed run, one server per config, records, the port's holder.
 mod crash;
+/// `make demo`: the demo script brings up two stacks and leaves nothing behind.
+mod demo;
 /// The runaway guard (issue 13): the corpus on real processes, incidents, get_incidents.
 mod guard;
 /// Service health (issue 12): restarts, resources, timeline, /metrics.
